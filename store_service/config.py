@@ -1,0 +1,83 @@
+"""Store service settings: one object, read from `STORE_*` environment variables (or `.env`)."""
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+
+class ConflictStrategy(StrEnum):
+    REBASE = "rebase"
+    CENTRAL_WINS = "central_wins"
+    MANUAL = "manual"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="STORE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Storage
+    database_url: str = Field(
+        "sqlite:///data/store.db", description="SQLAlchemy URL of the store's SQLite file."
+    )
+    migrate_on_startup: bool = Field(
+        True, description="Run Alembic migrations when the API starts (development convenience)."
+    )
+
+    # Broker; unset means kombu's filesystem transport under data_dir (development only).
+    broker_url: str | None = Field(None, description="RabbitMQ URL, e.g. amqp://guest@host//.")
+    data_dir: Path = Field(Path("data"), description="Folder for dev broker files and state.")
+
+    # Central service
+    central_url: str = Field("http://127.0.0.1:8000", description="Base URL of central.")
+    central_service_name: str = Field("inventory-service", description="Identity at central.")
+    central_service_secret: SecretStr = Field(
+        SecretStr(""), description="Secret for the identity at central (never logged)."
+    )
+    central_connect_timeout_seconds: float = 3.0
+    central_read_timeout_seconds: float = 10.0
+    central_idempotency_window_seconds: int = Field(
+        86_400, description="How long central keeps idempotency keys; older unsent changes park."
+    )
+
+    # Sync
+    sync_interval_seconds: float = Field(900, gt=0, description="Beat schedule for a sync run.")
+    sync_batch_size: int = Field(500, ge=1, le=5000, description="Changes per bulk-sync call.")
+    sync_time_budget_seconds: float = Field(120, gt=0, description="How long one run may drain.")
+    sync_lease_seconds: float = Field(300, gt=0, description="Lease on the sync; expires on crash.")
+    sync_soon_seconds: float | None = Field(
+        None, description="If set, a change schedules a sync this many seconds later (debounced)."
+    )
+    conflict_strategy: ConflictStrategy = ConflictStrategy.REBASE
+    rebase_max_attempts: int = Field(5, ge=1, description="Rebases per change before parking.")
+    backoff_base_seconds: float = Field(1.0, gt=0)
+    backoff_cap_seconds: float = Field(300.0, gt=0)
+
+    # Update rules
+    allow_negative_stock: bool = False
+    max_abs_delta: int = Field(1_000_000, ge=1, description="Largest |delta| one update may carry.")
+    max_body_bytes: int = Field(16_384, ge=256, description="Largest request body accepted.")
+    idempotency_retention_seconds: int = Field(
+        7 * 86_400, ge=0, description="How long a final change's operation_id is kept for replay."
+    )
+
+    # Logging
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def database_path(self) -> Path:
+        """The SQLite file path named by `database_url`."""
+        database = make_url(self.database_url).database
+        if not database or database == ":memory:":
+            raise ValueError("STORE_DATABASE_URL must name a SQLite file")
+        return Path(database)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,96 @@
+"""Table definitions: the single source of the schema for Alembic and for the SQL in this package."""
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# Times are Unix seconds (REAL): cheap to compare in SQL and free of timezone parsing.
+
+inventory_items = Table(
+    "inventory_items",
+    metadata,
+    Column("sku", String(64), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    # Sum and count of this SKU's deltas not yet applied at central, kept in step with changes.
+    Column("pending_delta", Integer, nullable=False, server_default="0"),
+    Column("pending_count", Integer, nullable=False, server_default="0"),
+    Column("central_quantity", Integer, nullable=True),
+    Column("central_version", Integer, nullable=True),
+    Column("last_synced_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# The outbox: one row per acknowledged local change, written in the same transaction as the
+# stock change. `operation_id` is the client's idempotency key and central's.
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("operation_id", String(128), nullable=False, unique=True),
+    Column("sku", String(64), nullable=False),
+    Column("delta", Integer, nullable=False),
+    Column("expected_version", Integer, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("central_version", Integer, nullable=True),
+    # The central version the next send is based on (rebase moves it).
+    Column("base_version", Integer, nullable=True),
+    Column("rebases", Integer, nullable=False, server_default="0"),
+    Column("resolution", String(32), nullable=True),
+    Column("first_sent_at", Float, nullable=True),
+    Column("finalized_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("request_id", String(128), nullable=True),
+    # The first response, replayed verbatim for a retried request.
+    Column("response_status", Integer, nullable=False),
+    Column("response_body", Text, nullable=False),
+    CheckConstraint(
+        "status IN ('pending','in_flight','synced','conflict','rejected','discarded')",
+        name="status_known",
+    ),
+    CheckConstraint("delta <> 0", name="delta_nonzero"),
+)
+Index("ix_changes_due", changes.c.status, changes.c.next_attempt_at, changes.c.id)
+Index("ix_changes_sku_status", changes.c.sku, changes.c.status)
+Index("ix_changes_finalized_at", changes.c.finalized_at)
+
+# One row per named lease ("sync"): a crashed holder's lease simply expires.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+# Small key/value facts about sync: last successful run, last auth failure, worker heartbeat.
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
