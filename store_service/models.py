@@ -1,4 +1,4 @@
-"""Table definitions: the single source of the schema for Alembic and for the SQL in this package."""
+"""Table definitions: the one source of the schema, for Alembic and for this package's SQL."""
 
 from sqlalchemy import (
     CheckConstraint,

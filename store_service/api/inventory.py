@@ -1,0 +1,204 @@
+"""Local inventory routes: read, update (the hot path), change status and lists."""
+
+import time
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from store_service import change_queries, domain, inventory
+from store_service.api.bodies import json_request_body, parse_json_body
+from store_service.api.deps import RuntimeDep
+from store_service.api.problems import ProblemError, problem_responses
+from store_service.inventory import OperationReused, UpdateCommand
+from store_service.logs import request_id_var
+from store_service.schemas import (
+    OPERATION_ID_PATTERN,
+    SKU_PATTERN,
+    ChangePage,
+    ChangeStatus,
+    ChangeView,
+    InventoryItem,
+    InventoryPage,
+    UpdateRequest,
+    UpdateResponse,
+)
+
+router = APIRouter(prefix="/v1/local", tags=["inventory"])
+log = structlog.get_logger(__name__)
+
+SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, max_length=64, examples=["SKU-1001"])]
+OperationIdPath = Annotated[
+    str,
+    Path(
+        pattern=OPERATION_ID_PATTERN,
+        max_length=128,
+        examples=["6f1c2a52-3f0e-4d7e-9d6c-1b2a3c4d5e6f"],
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+
+
+@router.get(
+    "/inventory/{sku}",
+    response_model=InventoryItem,
+    responses=problem_responses(404, 422),
+    summary="The local view of one SKU",
+)
+async def read_item(sku: SkuPath, runtime: RuntimeDep) -> InventoryItem:
+    item = inventory.get_item(runtime.reader, sku)
+    if item is None:
+        raise ProblemError(404, "sku-not-found", "SKU not found", f"No local stock for {sku}.")
+    return InventoryItem.model_validate(item)
+
+
+@router.get(
+    "/inventory",
+    response_model=InventoryPage,
+    responses=problem_responses(422),
+    summary="Page through local inventory in SKU order",
+)
+async def list_items(
+    runtime: RuntimeDep,
+    limit: Limit = 100,
+    after: Annotated[
+        str | None, Query(pattern=SKU_PATTERN, max_length=64, description="Last SKU seen.")
+    ] = None,
+) -> InventoryPage:
+    items = inventory.list_items(runtime.reader, after=after, limit=limit)
+    next_after = items[-1]["sku"] if len(items) == limit else None
+    return InventoryPage.model_validate({"items": items, "next_after": next_after})
+
+
+@router.post(
+    "/inventory/{sku}/update",
+    response_model=UpdateResponse,
+    responses={
+        200: {
+            "description": "Applied locally and queued for central (or a replay of that answer).",
+            "headers": {
+                "Idempotent-Replayed": {
+                    "description": "`true` when this answers a retried operation_id.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            },
+            "links": {
+                "SyncStatus": {
+                    "operationId": "sync_status",
+                    "parameters": {"operation_id": "$response.body#/operation_id"},
+                },
+                "ReadItem": {
+                    "operationId": "read_item",
+                    "parameters": {"sku": "$request.path.sku"},
+                },
+            },
+        },
+        **problem_responses(400, 409, 413, 415, 422),
+    },
+    summary="Apply a stock change locally and queue it for central",
+    openapi_extra=json_request_body(UpdateRequest),
+)
+async def update_item(sku: SkuPath, request: Request, runtime: RuntimeDep) -> Response:
+    body = await parse_json_body(request, UpdateRequest)
+    command = UpdateCommand(
+        sku=sku,
+        delta=body.delta,
+        operation_id=body.operation_id,
+        version=body.version,
+        request_id=request_id_var.get(),
+    )
+    allow_negative = runtime.settings.allow_negative_stock
+    try:
+        result = await runtime.writer.run(
+            inventory.apply_update, command, allow_negative=allow_negative, now=time.time()
+        )
+    except domain.VersionMismatch as exc:
+        log.info(
+            "update_refused", reason="version_mismatch", sku=sku, operation_id=command.operation_id
+        )
+        raise ProblemError(
+            409,
+            "version-conflict",
+            "Version conflict",
+            f"Expected version {exc.expected}, the current version is {exc.item.version}.",
+            field="version",
+            current_quantity=exc.item.quantity,
+            current_version=exc.item.version,
+        ) from None
+    except domain.InsufficientStock as exc:
+        log.info(
+            "update_refused",
+            reason="insufficient_stock",
+            sku=sku,
+            operation_id=command.operation_id,
+        )
+        raise ProblemError(
+            409,
+            "insufficient-stock",
+            "Insufficient stock",
+            f"Quantity {exc.item.quantity} cannot take a delta of {exc.delta}.",
+            field="delta",
+            current_quantity=exc.item.quantity,
+            current_version=exc.item.version,
+        ) from None
+    except OperationReused as exc:
+        log.info(
+            "update_refused", reason="operation_reused", sku=sku, operation_id=command.operation_id
+        )
+        raise ProblemError(
+            422,
+            "operation-id-reused",
+            "operation_id reused with a different payload",
+            str(exc),
+            field="operation_id",
+            original={
+                "sku": exc.stored["sku"],
+                "delta": exc.stored["delta"],
+                "version": exc.stored["expected_version"],
+            },
+        ) from None
+    log.info(
+        "update_replayed" if result.replayed else "update_applied",
+        sku=sku,
+        operation_id=command.operation_id,
+        delta=command.delta,
+    )
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+    return Response(
+        result.body, status_code=result.status, media_type="application/json", headers=headers
+    )
+
+
+@router.get(
+    "/sync/status/{operation_id}",
+    response_model=ChangeView,
+    responses=problem_responses(404, 422),
+    summary="Where one change stands on its way to central",
+)
+async def sync_status(operation_id: OperationIdPath, runtime: RuntimeDep) -> ChangeView:
+    change = change_queries.get_change(runtime.reader, operation_id)
+    if change is None:
+        raise ProblemError(
+            404, "operation-not-found", "Operation not found", f"No change {operation_id}."
+        )
+    return ChangeView.model_validate(change)
+
+
+@router.get(
+    "/changes",
+    response_model=ChangePage,
+    responses=problem_responses(422),
+    summary="Page through changes (the outbox), by status and SKU",
+)
+async def list_changes(
+    runtime: RuntimeDep,
+    status: ChangeStatus | None = None,
+    sku: Annotated[str | None, Query(pattern=SKU_PATTERN, max_length=64)] = None,
+    after_id: Annotated[int, Query(ge=0, le=2**62, description="Last id seen.")] = 0,
+    limit: Limit = 100,
+) -> ChangePage:
+    items = change_queries.list_changes(
+        runtime.reader, status=status, sku=sku, after_id=after_id, limit=limit
+    )
+    next_after = items[-1]["id"] if len(items) == limit else None
+    return ChangePage.model_validate({"items": items, "next_after_id": next_after})

@@ -1,0 +1,86 @@
+"""The store API: `create_app(settings)` builds it; `app` is what uvicorn serves on port 8001."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from store_service import db
+from store_service.api import inventory as inventory_routes
+from store_service.api import sync as sync_routes
+from store_service.api.deps import StoreRuntime
+from store_service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from store_service.api.problems import Problem, install_problem_handlers
+from store_service.config import Settings, get_settings
+from store_service.logs import configure_logging
+from store_service.writer import Writer
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTION = """
+Local-first inventory for one shop. Every change is applied to the local SQLite database and
+recorded in a durable outbox in one transaction, acknowledged at once, and pushed to central by
+the sync worker. Errors are RFC 9457 problem documents (`application/problem+json`).
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API; the lifespan opens the database and closes it again."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, json=settings.log_json)
+        if settings.migrate_on_startup:
+            await asyncio.to_thread(db.migrate, settings)
+        writer = Writer(settings.database_path).start()
+        reader = db.connect(settings.database_path, readonly=True)
+        runtime = StoreRuntime(settings=settings, writer=writer, reader=reader)
+        app.state.runtime = runtime
+        log.info("store_api_started", database=str(settings.database_path))
+        try:
+            yield
+        finally:
+            writer.stop()
+            reader.close()
+            log.info("store_api_stopped")
+
+    app = FastAPI(
+        title="Store Service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    install_problem_handlers(app)
+    app.include_router(inventory_routes.router)
+    app.include_router(sync_routes.router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    _declare_problem_schema(app)
+    return app
+
+
+def _declare_problem_schema(app: FastAPI) -> None:
+    """Add the Problem schema to OpenAPI components so every problem response can name it."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["Problem"] = Problem.model_json_schema()
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+app = create_app()

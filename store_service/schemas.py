@@ -1,0 +1,160 @@
+"""Request and response models: the store API's contract as it appears in OpenAPI."""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from store_service.domain import MAX_ABS_DELTA
+
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+OPERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+
+Sku = Annotated[
+    str,
+    Field(pattern=SKU_PATTERN, min_length=1, max_length=64, examples=["SKU-1001"]),
+]
+ChangeStatus = Literal["pending", "in_flight", "synced", "conflict", "rejected", "discarded"]
+
+
+class UpdateRequest(BaseModel):
+    """A local stock change. Strict: `true` is not an integer and unknown fields are refused."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {"delta": -1, "operation_id": "6f1c2a52-3f0e-4d7e-9d6c-1b2a3c4d5e6f"},
+                {"delta": 24, "operation_id": "receiving-2026-11-25-0001", "version": 7},
+            ]
+        },
+    )
+
+    delta: int = Field(
+        ge=-MAX_ABS_DELTA,
+        le=MAX_ABS_DELTA,
+        description="Non-zero change to apply; negative sells, positive receives.",
+    )
+    operation_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=OPERATION_ID_PATTERN,
+        description="Client-chosen idempotency key (a UUID is recommended).",
+    )
+    version: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**53,
+        description="The local version the caller last saw; omit to apply unconditionally.",
+    )
+
+    @field_validator("delta")
+    @classmethod
+    def _non_zero(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("delta must not be zero")
+        return value
+
+
+class UpdateResponse(BaseModel):
+    sku: str
+    quantity: int
+    version: int
+    operation_id: str
+    delta: int
+    sync_status: ChangeStatus = Field(description="Always `pending` when first acknowledged.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sku": "SKU-1001",
+                    "quantity": 41,
+                    "version": 8,
+                    "operation_id": "6f1c2a52-3f0e-4d7e-9d6c-1b2a3c4d5e6f",
+                    "delta": -1,
+                    "sync_status": "pending",
+                }
+            ]
+        }
+    )
+
+
+class InventoryItem(BaseModel):
+    sku: str
+    quantity: int = Field(description="Local view: central_quantity + pending_delta.")
+    version: int = Field(description="Local version; pass it as `version` to update.")
+    pending_delta: int = Field(description="Sum of deltas central has not applied yet.")
+    pending_count: int = Field(description="How many changes central has not applied yet.")
+    central_quantity: int | None = Field(description="Central's last known quantity.")
+    central_version: int | None = Field(description="Central's last known version.")
+    last_synced_at: float | None = Field(description="Unix time of the last news from central.")
+    updated_at: float
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sku": "SKU-1001",
+                    "quantity": 41,
+                    "version": 8,
+                    "pending_delta": -2,
+                    "pending_count": 2,
+                    "central_quantity": 43,
+                    "central_version": 12,
+                    "last_synced_at": 1795000000.0,
+                    "updated_at": 1795000100.0,
+                }
+            ]
+        }
+    )
+
+
+class InventoryPage(BaseModel):
+    items: list[InventoryItem]
+    next_after: str | None = Field(description="Pass as `after` for the next page; null at end.")
+
+
+class ChangeView(BaseModel):
+    """Where one change stands on its way to central."""
+
+    id: int = Field(description="Outbox sequence number (the order changes are sent in).")
+    operation_id: str
+    sku: str
+    delta: int
+    status: ChangeStatus
+    attempts: int
+    last_error: str | None
+    next_attempt_at: float | None = Field(description="Unix time of the next send, if pending.")
+    central_version: int | None
+    resolution: str | None
+    created_at: float
+    updated_at: float
+    finalized_at: float | None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "operation_id": "6f1c2a52-3f0e-4d7e-9d6c-1b2a3c4d5e6f",
+                    "sku": "SKU-1001",
+                    "delta": -1,
+                    "status": "pending",
+                    "attempts": 2,
+                    "last_error": "transient: connect error",
+                    "next_attempt_at": 1795000160.0,
+                    "central_version": None,
+                    "resolution": None,
+                    "created_at": 1795000000.0,
+                    "updated_at": 1795000100.0,
+                    "finalized_at": None,
+                }
+            ]
+        }
+    )
+
+
+class ChangePage(BaseModel):
+    items: list[ChangeView]
+    next_after_id: int | None = Field(description="Pass as `after_id` for the next page.")
