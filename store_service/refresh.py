@@ -1,0 +1,119 @@
+"""Fold central's stock into the local view, and refresh SKUs from central on demand.
+
+The local view of a SKU is always `central_quantity + pending deltas` (SPEC §2). `reconcile`
+is the one place that recomputes it: after a sync batch, an operator discard, or a refresh.
+Central's state only ever moves forward (`domain.is_newer_central`), so a stale report (a
+replayed `duplicate`, a refresh racing a sync run) can never roll the view back.
+
+A refresh that races a sync batch may briefly count a change twice (central already applied
+it, the store has not recorded that yet); the batch's result then removes it from pending.
+
+Command line (a new store starts empty; this is how it learns central's stock):
+
+    uv run python -m store_service.refresh --all        # every SKU the store knows
+    uv run python -m store_service.refresh SKU [SKU …]  # the given SKUs
+"""
+
+import argparse
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from store_service import domain, outbox
+from store_service.central_client import CentralAuthFailed, CentralClient, CentralUnavailable
+from store_service.config import Settings, get_settings
+from store_service.db import connect
+from store_service.domain import ItemState
+from store_service.inventory import load_item, save_item
+
+log = structlog.get_logger(__name__)
+
+
+def reconcile(
+    conn: sqlite3.Connection,
+    sku: str,
+    *,
+    central_quantity: int | None,
+    central_version: int | None,
+    now: float,
+    synced: bool = True,
+) -> ItemState:
+    """Recompute one SKU's local view from its pending changes and central's newest state."""
+    item = load_item(conn, sku) or domain.new_item(sku)
+    quantity, version = item.central_quantity, item.central_version
+    if domain.is_newer_central(version, central_version):
+        quantity, version = central_quantity, central_version
+    pending_delta, pending_count = outbox.pending_totals(conn, sku)
+    updated = domain.recompute(
+        item,
+        central_quantity=quantity,
+        central_version=version,
+        pending_delta=pending_delta,
+        pending_count=pending_count,
+    )
+    save_item(conn, updated, now)
+    if synced:
+        conn.execute("UPDATE inventory_items SET last_synced_at = ? WHERE sku = ?", (now, sku))
+    return updated
+
+
+def fetch(client: CentralClient, sku: str) -> tuple[int, int]:
+    """Central's (quantity, version) for a SKU; a SKU central never saw is (0, 0)."""
+    item = client.get_inventory(sku)
+    return (0, 0) if item is None else (item.quantity, item.version)
+
+
+def refresh_sku(conn: sqlite3.Connection, client: CentralClient, sku: str) -> ItemState:
+    """Fetch one SKU from central, then recompute its local view in a short transaction."""
+    quantity, version = fetch(client, sku)
+    with outbox.transaction(conn):
+        return reconcile(
+            conn, sku, central_quantity=quantity, central_version=version, now=time.time()
+        )
+
+
+def known_skus(conn: sqlite3.Connection) -> list[str]:
+    return [row["sku"] for row in conn.execute("SELECT sku FROM inventory_items ORDER BY sku")]
+
+
+def refresh_many(settings: Settings, skus: Sequence[str] | None) -> tuple[int, list[str]]:
+    """Refresh the given SKUs (all known ones when None); returns (refreshed, failed SKUs)."""
+    conn = connect(settings.database_path)
+    refreshed, failed = 0, []
+    try:
+        with CentralClient.from_settings(settings) as client:
+            for sku in known_skus(conn) if skus is None else skus:
+                try:
+                    refresh_sku(conn, client, sku)
+                    refreshed += 1
+                except CentralUnavailable as exc:
+                    log.warning("refresh_failed", sku=sku, error=str(exc))
+                    failed.append(sku)
+    finally:
+        conn.close()
+    return refreshed, failed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Refresh the local view from central's stock.")
+    parser.add_argument("skus", nargs="*", help="SKUs to refresh")
+    parser.add_argument("--all", action="store_true", help="refresh every SKU the store knows")
+    args = parser.parse_args(argv)
+    if args.all == bool(args.skus):
+        parser.error("give SKUs or --all (not both)")
+    try:
+        refreshed, failed = refresh_many(get_settings(), None if args.all else args.skus)
+    except CentralAuthFailed as exc:
+        print(f"central refused the store's credentials: {exc}", file=sys.stderr)
+        return 2
+    print(f"refreshed {refreshed} SKU(s); {len(failed)} failed")
+    for sku in failed:
+        print(f"  failed: {sku}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+"""One sync run: lease → claim → push → record → reconcile, as a plain function (no Celery).
+
+Decisions written down here:
+
+- **One run at a time** per store: the `sync` lease row. Acquiring it also puts back any
+  change a crashed run left `in_flight` (resending is safe: the operation_id is central's
+  idempotency key). Every batch renews the lease in the transaction that records it, so a run
+  that stalled past its lease never records over the run that took over.
+- **Versions sent to central**: for each item, the central version the store knows for the
+  SKU (`inventory_items.central_version`), plus one for each earlier item of the same SKU in
+  the batch (each applied delta bumps central's version by one). When the store has never
+  learned central's version for a SKU (a new store that was never refreshed), the version is
+  null and central applies the delta unconditionally: the store has no basis for a version
+  check, and deltas commute; the first result teaches it the version for later batches.
+- **Conflicts** by `conflict_strategy`:
+  `rebase` (default) adopts central's current version from the result and resends the same
+  delta, due at once (so usually in the same run), at most `rebase_max_attempts` times; then
+  the change is parked as `conflict` with resolution `rebase_exhausted`. A conflict caused only
+  because an earlier item of the same SKU in the same batch was not applied (so our version
+  guess was off by one) does not count against that budget.
+  `central_wins` discards the local delta (`discarded`, resolution `central_wins`).
+  `manual` parks it (`conflict`, resolution `manual`).
+  Central refusing for a business rule (`insufficient_stock`) parks it as `conflict` whatever
+  the strategy; other refusals (`invalid_item`, `idempotency_key_reused`) are `rejected`.
+- **Transient failure** (connect, timeout, 5xx, 429, unusable answer): the whole batch goes
+  back to pending with attempts+1 and capped exponential backoff with full jitter (never
+  sooner than `Retry-After`), and the run stops: central is unhealthy, don't hammer it.
+- **Auth failure** (a second 401, or the token endpoint refusing the secret): the batch goes
+  back to pending with no penalty (fixing the secret should make the next run succeed at
+  once), `auth_failed` is recorded in sync_state for health and metrics, and the run stops.
+- **Idempotency window**: changes first sent longer ago than central keeps keys are parked as
+  `conflict` (`idempotency_window_expired`) before each claim, never resent blindly.
+- A run that ends drained or out of time budget is a successful run (`last_success_at`).
+"""
+
+import random
+import sqlite3
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from store_service import outbox
+from store_service.central_client import (
+    AuthFailure,
+    BulkOutcome,
+    BulkResults,
+    CentralClient,
+    ItemResult,
+    ItemStatus,
+    SyncItem,
+    TransientFailure,
+)
+from store_service.config import ConflictStrategy, Settings
+from store_service.db import connect
+from store_service.inventory import load_item
+from store_service.outbox import ClaimedChange
+from store_service.refresh import reconcile
+
+log = structlog.get_logger(__name__)
+
+# Refusals that are business rules, not bad data: parked for a person, never dropped.
+PARKED_REASONS = frozenset({"insufficient_stock"})
+
+
+class BulkSender(Protocol):
+    def bulk_sync(self, items: Sequence[SyncItem]) -> BulkOutcome: ...
+
+
+@dataclass
+class SyncReport:
+    holder: str
+    started_at: float
+    duration_seconds: float = 0.0
+    batches: int = 0
+    sent: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    recovered: int = 0
+    parked_expired: int = 0
+    purged: int = 0
+    stopped_reason: str = "drained"
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.stopped_reason in ("drained", "time_budget")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "holder": self.holder,
+            "started_at": self.started_at,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "batches": self.batches,
+            "sent": self.sent,
+            "outcomes": dict(self.outcomes),
+            "recovered": self.recovered,
+            "parked_expired": self.parked_expired,
+            "purged": self.purged,
+            "stopped_reason": self.stopped_reason,
+            "error": self.error,
+        }
+
+
+def backoff_delay(
+    attempts: int,
+    *,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """Seconds until the next try after `attempts` failures: full jitter, capped, ≥ Retry-After."""
+    ceiling = min(cap, base * 2 ** max(0, attempts - 1))
+    delay = rng() * ceiling
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+def versions_for(conn: sqlite3.Connection, batch: Sequence[ClaimedChange]) -> list[SyncItem]:
+    """The items to send, each with the central version it expects (see module docstring)."""
+    next_version: dict[str, int | None] = {}
+    items: list[SyncItem] = []
+    for change in batch:
+        if change.sku not in next_version:
+            item = load_item(conn, change.sku)
+            next_version[change.sku] = None if item is None else item.central_version
+        version = next_version[change.sku]
+        items.append(SyncItem(change.operation_id, change.sku, change.delta, version))
+        if version is not None:
+            next_version[change.sku] = version + 1
+    return items
+
+
+class _Run:
+    def __init__(
+        self,
+        settings: Settings,
+        conn: sqlite3.Connection,
+        client: BulkSender,
+        *,
+        now: Callable[[], float],
+        rng: Callable[[], float],
+        holder: str,
+    ) -> None:
+        self.settings = settings
+        self.conn = conn
+        self.client = client
+        self.now = now
+        self.rng = rng
+        self.holder = holder
+        self.report = SyncReport(holder=holder, started_at=now())
+
+    def execute(self) -> SyncReport:
+        settings, conn = self.settings, self.conn
+        with outbox.transaction(conn):
+            now = self.now()
+            if not outbox.acquire_lease(
+                conn, holder=self.holder, now=now, ttl=settings.sync_lease_seconds
+            ):
+                self.report.stopped_reason = "lease_busy"
+                return self.report
+            self.report.recovered = outbox.recover_in_flight(conn, now=now)
+        try:
+            self._loop()
+        except Exception as exc:
+            self.report.stopped_reason = "error"
+            self.report.error = repr(exc)
+            log.exception("sync_run_failed", holder=self.holder)
+            raise
+        finally:
+            self._finish()
+        return self.report
+
+    def _loop(self) -> None:
+        settings, conn = self.settings, self.conn
+        deadline = self.report.started_at + settings.sync_time_budget_seconds
+        while True:
+            if self.now() >= deadline:
+                self.report.stopped_reason = "time_budget"
+                return
+            with outbox.transaction(conn):
+                now = self.now()
+                if not self._renew(now):
+                    return
+                self.report.parked_expired += outbox.park_expired(
+                    conn, now=now, window=settings.central_idempotency_window_seconds
+                )
+                batch = outbox.claim_due(conn, now=now, limit=settings.sync_batch_size)
+                items = versions_for(conn, batch)
+            if not batch:
+                self.report.stopped_reason = "drained"
+                return
+            self.report.batches += 1
+            self.report.sent += len(batch)
+            try:
+                outcome = self.client.bulk_sync(items)
+            except Exception:
+                # A bug, not central's fault: leave nothing in flight on the way out.
+                self._put_back(batch, TransientFailure("error", "sync run crashed"), count=True)
+                raise
+            if not self._record(batch, items, outcome):
+                return
+
+    def _renew(self, now: float) -> bool:
+        if outbox.renew_lease(
+            self.conn, holder=self.holder, now=now, ttl=self.settings.sync_lease_seconds
+        ):
+            return True
+        log.warning("sync_lease_lost", holder=self.holder)
+        self.report.stopped_reason = "lease_lost"
+        return False
+
+    def _record(
+        self, batch: Sequence[ClaimedChange], items: Sequence[SyncItem], outcome: BulkOutcome
+    ) -> bool:
+        """Record one batch's outcome; False when the run must stop."""
+        if isinstance(outcome, TransientFailure):
+            log.warning("sync_batch_transient", kind=outcome.kind, detail=outcome.detail)
+            self.report.outcomes["transient"] += len(batch)
+            self._put_back(batch, outcome, count=True)
+            self.report.stopped_reason = "transient"
+            return False
+        if isinstance(outcome, AuthFailure):
+            log.error("sync_auth_failed", detail=outcome.detail)
+            self.report.outcomes["auth_failed"] += len(batch)
+            with outbox.transaction(self.conn):
+                now = self.now()
+                outbox.put_back(
+                    self.conn,
+                    [(change.id, now) for change in batch],
+                    error=f"auth failure: {outcome.detail}",
+                    count_attempt=False,
+                    now=now,
+                )
+                outbox.set_state(
+                    self.conn, outbox.AUTH_FAILED, {"at": now, "detail": outcome.detail}, now=now
+                )
+            self.report.stopped_reason = "auth_failed"
+            return False
+        assert isinstance(outcome, BulkResults)
+        with outbox.transaction(self.conn):
+            now = self.now()
+            if not self._renew(now):
+                # Another run recovered these changes and will resend them (safe: idempotent).
+                return False
+            outbox.delete_state(self.conn, outbox.AUTH_FAILED)
+            reported = self._apply_results(batch, items, outcome.results, now)
+            for sku, (quantity, version) in reported.items():
+                reconcile(
+                    self.conn, sku, central_quantity=quantity, central_version=version, now=now
+                )
+        return True
+
+    def _apply_results(
+        self,
+        batch: Sequence[ClaimedChange],
+        items: Sequence[SyncItem],
+        results: Sequence[ItemResult],
+        now: float,
+    ) -> dict[str, tuple[int | None, int | None]]:
+        """Record each item; returns the newest central state reported per touched SKU."""
+        newest: dict[str, tuple[int | None, int | None]] = {}
+        chain_broken: set[str] = set()
+        for change, item, result in zip(batch, items, results, strict=True):
+            self.report.outcomes[self._record_item(change, item, result, chain_broken, now)] += 1
+            known = newest.setdefault(change.sku, (None, None))
+            if result.version is not None and (known[1] is None or result.version >= known[1]):
+                newest[change.sku] = (result.quantity, result.version)
+            if result.status is not ItemStatus.APPLIED:
+                chain_broken.add(change.sku)
+        return newest
+
+    def _record_item(
+        self,
+        change: ClaimedChange,
+        item: SyncItem,
+        result: ItemResult,
+        chain_broken: set[str],
+        now: float,
+    ) -> str:
+        """Record one item's result; returns the outcome label for the report."""
+        conn, settings = self.conn, self.settings
+        if result.status in (ItemStatus.APPLIED, ItemStatus.DUPLICATE):
+            outbox.mark_synced(
+                conn,
+                change.id,
+                sent_version=item.version,
+                central_version=result.version,
+                resolution="duplicate" if result.status is ItemStatus.DUPLICATE else None,
+                now=now,
+            )
+            return result.status.value
+        if result.status is ItemStatus.REJECTED:
+            reason = result.reason or "rejected"
+            if reason in PARKED_REASONS:
+                outbox.mark_conflict(
+                    conn,
+                    change.id,
+                    sent_version=item.version,
+                    central_version=result.version,
+                    resolution=reason,
+                    error=f"central refused: {reason}",
+                    now=now,
+                )
+                return "parked"
+            outbox.mark_rejected(conn, change.id, sent_version=item.version, reason=reason, now=now)
+            return "rejected"
+        # A version conflict.
+        strategy = settings.conflict_strategy
+        if strategy is ConflictStrategy.CENTRAL_WINS:
+            outbox.mark_discarded(
+                conn, change.id, central_version=result.version, resolution="central_wins", now=now
+            )
+            return "discarded"
+        if strategy is ConflictStrategy.MANUAL:
+            outbox.mark_conflict(
+                conn,
+                change.id,
+                sent_version=item.version,
+                central_version=result.version,
+                resolution="manual",
+                error=f"version conflict: sent {item.version}, central at {result.version}",
+                now=now,
+            )
+            return "conflict"
+        counted = change.sku not in chain_broken
+        if counted and change.rebases + 1 > settings.rebase_max_attempts:
+            outbox.mark_conflict(
+                conn,
+                change.id,
+                sent_version=item.version,
+                central_version=result.version,
+                resolution="rebase_exhausted",
+                error=f"still conflicting after {change.rebases} rebases",
+                now=now,
+            )
+            return "conflict"
+        outbox.mark_rebased(
+            conn, change.id, central_version=result.version, counted=counted, now=now
+        )
+        return "rebased"
+
+    def _put_back(
+        self, batch: Sequence[ClaimedChange], failure: TransientFailure, *, count: bool
+    ) -> None:
+        settings = self.settings
+        with outbox.transaction(self.conn):
+            now = self.now()
+            retries = [
+                (
+                    change.id,
+                    now
+                    + backoff_delay(
+                        change.attempts + 1,
+                        base=settings.backoff_base_seconds,
+                        cap=settings.backoff_cap_seconds,
+                        retry_after=failure.retry_after,
+                        rng=self.rng,
+                    ),
+                )
+                for change in batch
+            ]
+            outbox.put_back(
+                self.conn,
+                retries,
+                error=f"{failure.kind}: {failure.detail}",
+                count_attempt=count,
+                now=now,
+            )
+
+    def _finish(self) -> None:
+        settings, conn, report = self.settings, self.conn, self.report
+        with outbox.transaction(conn):
+            now = self.now()
+            report.duration_seconds = now - report.started_at
+            report.purged = outbox.purge_final(
+                conn, now=now, retention=settings.idempotency_retention_seconds
+            )
+            if report.succeeded:
+                outbox.set_state(conn, outbox.LAST_SUCCESS_AT, now, now=now)
+            outbox.set_state(conn, outbox.LAST_RUN, report.as_dict(), now=now)
+            outbox.release_lease(conn, holder=self.holder)
+
+
+def run_sync(
+    settings: Settings,
+    *,
+    client: BulkSender | None = None,
+    now: Callable[[], float] = time.time,
+    rng: Callable[[], float] = random.random,
+    holder: str | None = None,
+) -> SyncReport:
+    """Drain due changes to central within the time budget; see the module docstring."""
+    holder = holder or f"sync-{uuid.uuid4().hex[:12]}"
+    own_client = client is None
+    sender: BulkSender = client or CentralClient.from_settings(settings)
+    conn = connect(settings.database_path)
+    try:
+        with structlog.contextvars.bound_contextvars(sync_run=holder):
+            report = _Run(settings, conn, sender, now=now, rng=rng, holder=holder).execute()
+        log.info("sync_run_finished", **report.as_dict())
+        return report
+    finally:
+        conn.close()
+        if own_client and isinstance(sender, CentralClient):
+            sender.close()

@@ -1,0 +1,148 @@
+"""Outbox SQL: claiming oldest first, putting back, recovery, parking, operator actions, purge."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from store_service import outbox
+from store_service.inventory import PENDING_STATES
+from tests.support.sync_fakes import local_update, make_database, status_of
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> sqlite3.Connection:
+    return make_database(tmp_path / "store.db")
+
+
+def _set(conn: sqlite3.Connection, operation_id: str, **columns: object) -> None:
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    conn.execute(
+        f"UPDATE changes SET {assignments} WHERE operation_id = ?",  # noqa: S608
+        (*columns.values(), operation_id),
+    )
+
+
+def test_state_lists_cover_every_state_once() -> None:
+    assert set(PENDING_STATES) | set(outbox.FINAL_STATES) == set(outbox.ALL_STATES)
+    assert not set(PENDING_STATES) & set(outbox.FINAL_STATES)
+
+
+def test_due_changes_are_claimed_oldest_first_up_to_the_limit(conn: sqlite3.Connection) -> None:
+    for i in range(5):
+        local_update(conn, "A", 1, f"op-{i}", now=100 + i)
+    claimed = outbox.claim_due(conn, now=200, limit=3)
+    assert [c.operation_id for c in claimed] == ["op-0", "op-1", "op-2"]
+    assert [status_of(conn, f"op-{i}") for i in range(5)] == ["in_flight"] * 3 + ["pending"] * 2
+
+
+def test_changes_not_yet_due_wait(conn: sqlite3.Connection) -> None:
+    local_update(conn, "A", 1, "later", now=100)
+    _set(conn, "later", next_attempt_at=500)
+    assert outbox.claim_due(conn, now=200, limit=10) == []
+    assert not outbox.has_due(conn, now=200)
+    assert outbox.has_due(conn, now=500)
+
+
+def test_first_sent_at_is_kept_from_the_first_claim(conn: sqlite3.Connection) -> None:
+    local_update(conn, "A", 1, "op", now=100)
+    outbox.claim_due(conn, now=200, limit=10)
+    outbox.put_back(conn, [(1, 200)], error="x", count_attempt=True, now=200)
+    outbox.claim_due(conn, now=300, limit=10)
+    assert outbox.change_view(conn, "op")["first_sent_at"] == 200  # type: ignore[index]
+
+
+def test_transient_put_back_counts_the_attempt_and_sets_the_next_time(
+    conn: sqlite3.Connection,
+) -> None:
+    local_update(conn, "A", 1, "op", now=100)
+    (claimed,) = outbox.claim_due(conn, now=200, limit=10)
+    outbox.put_back(conn, [(claimed.id, 260)], error="timeout: slow", count_attempt=True, now=200)
+    view = outbox.change_view(conn, "op")
+    assert view is not None
+    assert (view["status"], view["attempts"], view["next_attempt_at"]) == ("pending", 1, 260)
+    assert view["last_error"] == "timeout: slow"
+
+
+def test_in_flight_changes_of_a_crashed_run_are_recovered(conn: sqlite3.Connection) -> None:
+    local_update(conn, "A", 1, "op", now=100)
+    outbox.claim_due(conn, now=200, limit=10)
+    assert outbox.recover_in_flight(conn, now=900) == 1
+    assert status_of(conn, "op") == "pending"
+    assert outbox.has_due(conn, now=900)
+
+
+def test_a_change_first_sent_before_the_idempotency_window_is_parked(
+    conn: sqlite3.Connection,
+) -> None:
+    local_update(conn, "A", 1, "old", now=100)
+    local_update(conn, "A", 1, "never-sent", now=100)
+    local_update(conn, "A", 1, "recent", now=100)
+    _set(conn, "old", first_sent_at=1_000)
+    _set(conn, "recent", first_sent_at=90_000)
+    assert outbox.park_expired(conn, now=100_000, window=86_400) == 1
+    view = outbox.change_view(conn, "old")
+    assert view is not None
+    assert (view["status"], view["resolution"]) == ("conflict", "idempotency_window_expired")
+    assert status_of(conn, "never-sent") == "pending"
+    assert status_of(conn, "recent") == "pending"
+
+
+def test_operator_retry_returns_a_conflict_to_pending_with_counters_reset(
+    conn: sqlite3.Connection,
+) -> None:
+    local_update(conn, "A", 1, "op", now=100)
+    _set(conn, "op", status="conflict", attempts=4, rebases=5, first_sent_at=150)
+    assert outbox.retry_change(conn, "op", now=300) == "A"
+    view = outbox.change_view(conn, "op")
+    assert view is not None
+    assert (view["status"], view["attempts"], view["rebases"]) == ("pending", 0, 0)
+    assert view["first_sent_at"] is None
+    assert view["next_attempt_at"] == 300
+
+
+def test_operator_discard_finalizes_a_conflict(conn: sqlite3.Connection) -> None:
+    local_update(conn, "A", 1, "op", now=100)
+    _set(conn, "op", status="conflict")
+    assert outbox.discard_change(conn, "op", now=300) == "A"
+    view = outbox.change_view(conn, "op")
+    assert view is not None
+    assert (view["status"], view["resolution"], view["finalized_at"]) == (
+        "discarded",
+        "operator_discard",
+        300,
+    )
+
+
+@pytest.mark.parametrize("action", [outbox.retry_change, outbox.discard_change])
+def test_operator_actions_need_a_conflict(conn: sqlite3.Connection, action) -> None:  # type: ignore[no-untyped-def]
+    local_update(conn, "A", 1, "op", now=100)
+    with pytest.raises(outbox.ChangeNotInConflict):
+        action(conn, "op", now=300)
+    with pytest.raises(outbox.ChangeNotFound):
+        action(conn, "unknown", now=300)
+
+
+def test_purge_removes_only_old_final_changes(conn: sqlite3.Connection) -> None:
+    for op in ("old-synced", "new-synced", "old-conflict", "old-pending"):
+        local_update(conn, "A", 1, op, now=100)
+    _set(conn, "old-synced", status="synced", finalized_at=1_000)
+    _set(conn, "new-synced", status="synced", finalized_at=9_500)
+    _set(conn, "old-conflict", status="conflict")
+    assert outbox.purge_final(conn, now=10_000, retention=5_000) == 1
+    remaining = {row["operation_id"] for row in conn.execute("SELECT operation_id FROM changes")}
+    assert remaining == {"new-synced", "old-conflict", "old-pending"}
+
+
+def test_summary_counts_states_and_ages(conn: sqlite3.Connection) -> None:
+    local_update(conn, "A", 1, "a", now=100)
+    local_update(conn, "A", 1, "b", now=150)
+    _set(conn, "b", status="synced")
+    outbox.set_state(conn, outbox.LAST_SUCCESS_AT, 180.0, now=180)
+    summary = outbox.summary(conn, now=200)
+    assert summary["counts"]["pending"] == 1
+    assert summary["counts"]["synced"] == 1
+    assert summary["oldest_pending_age_seconds"] == 100
+    assert summary["last_success_at"] == 180.0
+    assert summary["auth_failed"] is None
+    assert outbox.pending_totals(conn, "A") == (1, 1)
