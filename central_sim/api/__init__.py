@@ -1,0 +1,1 @@
+"""HTTP routers of the simulator: auth, the /v1 contract, the /_sim control API, health."""

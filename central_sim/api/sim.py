@@ -1,0 +1,139 @@
+"""The /_sim control API (admin token): seed, reset, faults, key rotation, competing writer,
+journal, stats and inventory listing. Plain `def` handlers: they run in the threadpool."""
+
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from central_sim import operations
+from central_sim.api.deps import AdminDep, RuntimeDep
+from central_sim.competing import CompetingWriterConfig
+from central_sim.faults import Faults, FaultsUpdate
+from central_sim.ledger import SKU_PATTERN
+from central_sim.problems import problem_responses
+from central_sim.schemas import InventoryItem
+
+router = APIRouter(
+    prefix="/_sim",
+    tags=["simulator control"],
+    dependencies=[AdminDep],
+    responses=problem_responses(401, 422),
+)
+log = structlog.get_logger("central_sim.sim")
+SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, examples=["SKU-1"])]
+
+
+class SeedRequest(BaseModel):
+    quantity: int = Field(ge=0, le=10**12, examples=[100])
+
+
+class InventoryPage(BaseModel):
+    items: list[InventoryItem]
+    next_after_sku: str | None = Field(description="Pass as after_sku for the next page.")
+
+
+class JournalEntryOut(BaseModel):
+    seq: int
+    kind: str = Field(description="seed, adjust or competing")
+    operation_id: str | None
+    service: str
+    sku: str
+    delta: int
+    quantity: int = Field(description="Quantity after the change.")
+    version: int = Field(description="Version after the change.")
+    at: str
+
+
+class JournalPage(BaseModel):
+    entries: list[JournalEntryOut]
+    next_after_seq: int = Field(description="Pass as after_seq for the next page.")
+
+
+class Done(BaseModel):
+    status: str
+
+
+@router.put("/inventory/{sku}", response_model=InventoryItem, summary="Seed a SKU's quantity")
+def seed(sku: SkuPath, body: SeedRequest, rt: RuntimeDep) -> InventoryItem:
+    stock = operations.seed(rt, sku=sku, quantity=body.quantity)
+    log.info("seeded", sku=sku, quantity=body.quantity)
+    return InventoryItem(sku=sku, quantity=stock.quantity, version=stock.version)
+
+
+@router.get("/inventory", response_model=InventoryPage, summary="List SKUs, paged by SKU")
+def list_inventory(
+    rt: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    after_sku: Annotated[str | None, Query(max_length=64)] = None,
+) -> InventoryPage:
+    rows = operations.list_stock(rt, after_sku=after_sku, limit=limit)
+    next_after = rows[-1]["sku"] if len(rows) == limit else None
+    return InventoryPage(items=[InventoryItem(**r) for r in rows], next_after_sku=next_after)
+
+
+@router.post("/reset", response_model=Done, summary="Forget all state; stop the competing writer")
+def reset(rt: RuntimeDep) -> Done:
+    operations.reset(rt)
+    log.info("reset")
+    return Done(status="reset")
+
+
+@router.get("/faults", response_model=Faults, summary="Every fault knob")
+def get_faults(rt: RuntimeDep) -> Faults:
+    return operations.current_faults(rt)
+
+
+@router.put("/faults", response_model=Faults, summary="Change some knobs (partial update)")
+def put_faults(body: FaultsUpdate, rt: RuntimeDep) -> Faults:
+    faults = operations.update_faults(rt, body)
+    log.info("faults_set", **body.model_dump(exclude_unset=True))
+    return faults
+
+
+@router.delete("/faults", response_model=Faults, summary="Reset every knob to its default")
+def clear_faults(rt: RuntimeDep) -> Faults:
+    faults = operations.update_faults(rt, None)
+    log.info("faults_cleared")
+    return faults
+
+
+@router.post("/rotate-signing-key", response_model=Done, summary="New signing key; old tokens fail")
+def rotate_signing_key(rt: RuntimeDep) -> Done:
+    operations.rotate_signing_key(rt)
+    rt.metrics.faults.labels("key_rotation").inc()
+    log.info("signing_key_rotated")
+    return Done(status="rotated")
+
+
+@router.post("/competing-writer", summary="Start (or replace) the competing writer")
+def start_competing_writer(body: CompetingWriterConfig, rt: RuntimeDep) -> dict[str, Any]:
+    return rt.competing.start(body)
+
+
+@router.get("/competing-writer", summary="Competing writer state and counts")
+def competing_writer_status(rt: RuntimeDep) -> dict[str, Any]:
+    return rt.competing.status()
+
+
+@router.delete("/competing-writer", summary="Stop the competing writer")
+def stop_competing_writer(rt: RuntimeDep) -> dict[str, Any]:
+    return rt.competing.stop("stopped")
+
+
+@router.get("/journal", response_model=JournalPage, summary="Applied changes, paged by seq")
+def read_journal(
+    rt: RuntimeDep,
+    after_seq: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    sku: Annotated[str | None, Query(pattern=SKU_PATTERN)] = None,
+) -> JournalPage:
+    entries = operations.journal(rt, after_seq=after_seq, limit=limit, sku=sku)
+    next_after = entries[-1]["seq"] if entries else after_seq
+    return JournalPage(entries=[JournalEntryOut(**e) for e in entries], next_after_seq=next_after)
+
+
+@router.get("/stats", summary="Outcome counts per service and in total")
+def read_stats(rt: RuntimeDep) -> dict[str, Any]:
+    return operations.stats(rt)
