@@ -153,8 +153,12 @@ ensure() {
   install_package
   configure
   if port_open; then
-    # Answering already: make sure it is a working node, not a half-started one.
-    wait_ready
+    if ! timeout 30 rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+      # Something else owns 5672 (a container, another node name): use it as it is.
+      log "$HOST:$PORT answers but node $NODENAME does not; using that broker as it is"
+      return 0
+    fi
+    wait_ready # ours: make sure it is fully up, not half-started
   else
     start
   fi
