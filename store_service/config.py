@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 
 class ConflictStrategy(StrEnum):
@@ -56,6 +55,11 @@ class Settings(BaseSettings):
     rebase_max_attempts: int = Field(5, ge=1, description="Rebases per change before parking.")
     backoff_base_seconds: float = Field(1.0, gt=0)
     backoff_cap_seconds: float = Field(300.0, gt=0)
+    sync_queue: str = Field(
+        "store.sync",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
+        description="Broker queue for sync tasks; one per store when stores share a broker.",
+    )
 
     # Update rules
     allow_negative_stock: bool = False
@@ -72,9 +76,10 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         """The SQLite file path named by `database_url`."""
-        database = make_url(self.database_url).database
-        if not database or database == ":memory:":
-            raise ValueError("STORE_DATABASE_URL must name a SQLite file")
+        scheme, sep, rest = self.database_url.partition(":///")
+        database = rest.split("?", 1)[0]
+        if not sep or scheme.split("+", 1)[0] != "sqlite" or database in ("", ":memory:"):
+            raise ValueError("STORE_DATABASE_URL must name a SQLite file: sqlite:///path/to.db")
         return Path(database)
 
 

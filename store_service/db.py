@@ -3,12 +3,14 @@
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import make_url
 
 from store_service.config import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -41,7 +43,9 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str) -> "Config":
+    from alembic.config import Config  # imported here: Alembic is slow to import, needed once
+
     config = Config(str(ALEMBIC_INI))
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = database_url
@@ -50,6 +54,8 @@ def alembic_config(database_url: str) -> Config:
 
 def migrate(settings: Settings) -> None:
     """Bring the database named by the settings to the newest schema."""
+    from alembic import command
+
     settings.database_path.parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config(settings.database_url)
     try:

@@ -1,4 +1,4 @@
-"""Real processes for integration tests: free ports, uvicorn/celery subprocesses, readiness waits."""
+"""Real processes for integration tests: free ports, server subprocesses, readiness waits."""
 
 import os
 import socket
@@ -19,7 +19,7 @@ def in_ci() -> bool:
 
 
 def require(available: bool, what: str, how_to_start: str) -> None:
-    """Fail in CI, skip with instructions elsewhere, when a real service the test needs is absent."""
+    """Fail in CI, skip with instructions elsewhere, when a service a test needs is absent."""
     if available:
         return
     message = f"{what} is not available; start it with: {how_to_start}"
