@@ -9,13 +9,25 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from sqlalchemy.engine import make_url
 
 
 class ConfigError(RuntimeError):
     """Startup configuration is missing or invalid; the message says what to set."""
+
+
+def sqlite_database_path(url: str) -> str:
+    """`sqlite:///rel/path` -> `rel/path`, `sqlite:////abs` -> `/abs`, `sqlite://` -> memory.
+
+    Parsed by hand: importing SQLAlchemy for this would add a second to every startup.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+", 1)[0] != "sqlite":
+        raise ValueError("CENTRAL_SIM_DATABASE_URL must be a sqlite:/// URL")
+    path = rest.split("?", 1)[0]
+    path = path[1:] if path.startswith("/") else path
+    return path or ":memory:"
 
 
 class Settings(BaseSettings):
@@ -72,15 +84,15 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
-    @model_validator(mode="after")
-    def _check_database_url(self) -> "Settings":
-        if make_url(self.database_url).get_backend_name() != "sqlite":
-            raise ValueError("CENTRAL_SIM_DATABASE_URL must be a sqlite:/// URL")
-        return self
+    @field_validator("database_url")
+    @classmethod
+    def _sqlite_only(cls, value: str) -> str:
+        sqlite_database_path(value)
+        return value
 
     def database_path(self) -> str:
         """The SQLite file path (or `:memory:`) named by `database_url`."""
-        return make_url(self.database_url).database or ":memory:"
+        return sqlite_database_path(self.database_url)
 
     def service_secrets(self) -> dict[str, str]:
         """Known identities; inline SERVICES wins over SERVICES_FILE. Raises ConfigError if none."""
