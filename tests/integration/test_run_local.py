@@ -1,0 +1,73 @@
+"""The README's first command: the whole stack on embedded defaults, then Ctrl-C stops it all."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import REPO_ROOT, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_one_command_runs_the_stack_and_syncs_on_the_dev_broker(tmp_path: Path) -> None:
+    central_port, api_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "STORE_DATA_DIR": str(tmp_path),
+        "STORE_DATABASE_URL": f"sqlite:///{tmp_path}/store.db",
+        "CENTRAL_SIM_DATABASE_URL": f"sqlite:///{tmp_path}/central.db",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("STORE_BROKER_URL", None)  # the embedded filesystem broker
+    log = (tmp_path / "stack.log").open("w")
+    stack = subprocess.Popen(
+        [sys.executable, "bin/run_local.py", "--central-port", str(central_port),
+         "--api-port", str(api_port)],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        wait_for(lambda: "ready:" in (tmp_path / "stack.log").read_text(), 90, "the stack")
+        update = httpx.post(
+            f"{api}/v1/local/inventory/QS-1/update", json={"delta": 4, "operation_id": "qs-1"}
+        )
+        assert update.status_code == 200
+        trigger = httpx.post(f"{api}/v1/local/sync/trigger")
+        assert trigger.status_code == 202
+        wait_for(
+            lambda: httpx.get(f"{api}/v1/local/sync/status/qs-1").json()["status"] == "synced",
+            60,
+            "the change to reach central",
+        )
+        item = httpx.get(f"{api}/v1/local/inventory/QS-1").json()
+        assert (item["central_quantity"], item["pending_count"]) == (4, 0)
+    finally:
+        stack.send_signal(signal.SIGINT)
+        code = stack.wait(timeout=60)
+        log.close()
+    output = (tmp_path / "stack.log").read_text()
+    assert code == 0, output[-3000:]
+    for prefix in ("central ", "api     ", "worker  ", "beat    "):
+        assert f"\n{prefix}|" in output, f"no output from {prefix.strip()}"
+    assert output.rstrip().endswith("stopped")
+    for port in (central_port, api_port):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
