@@ -37,24 +37,28 @@ class Settings(BaseSettings):
     central_service_secret: SecretStr = Field(
         SecretStr(""), description="Secret for the identity at central (never logged)."
     )
-    central_connect_timeout_seconds: float = 3.0
-    central_read_timeout_seconds: float = 10.0
+    central_connect_timeout_seconds: float = Field(3.0, gt=0, description="Connect timeout.")
+    central_read_timeout_seconds: float = Field(10.0, gt=0, description="Read timeout.")
     central_idempotency_window_seconds: int = Field(
         86_400, description="How long central keeps idempotency keys; older unsent changes park."
     )
 
     # Sync
     sync_interval_seconds: float = Field(900, gt=0, description="Beat schedule for a sync run.")
-    sync_batch_size: int = Field(500, ge=1, le=5000, description="Changes per bulk-sync call.")
+    sync_batch_size: int = Field(
+        500, ge=1, le=1000, description="Changes per bulk-sync call (central takes at most 1000)."
+    )
     sync_time_budget_seconds: float = Field(120, gt=0, description="How long one run may drain.")
     sync_lease_seconds: float = Field(300, gt=0, description="Lease on the sync; expires on crash.")
     sync_soon_seconds: float | None = Field(
         None, description="If set, a change schedules a sync this many seconds later (debounced)."
     )
-    conflict_strategy: ConflictStrategy = ConflictStrategy.REBASE
+    conflict_strategy: ConflictStrategy = Field(
+        ConflictStrategy.REBASE, description="rebase, central_wins or manual (see README)."
+    )
     rebase_max_attempts: int = Field(5, ge=1, description="Rebases per change before parking.")
-    backoff_base_seconds: float = Field(1.0, gt=0)
-    backoff_cap_seconds: float = Field(300.0, gt=0)
+    backoff_base_seconds: float = Field(1.0, gt=0, description="First retry delay.")
+    backoff_cap_seconds: float = Field(300.0, gt=0, description="Longest retry delay.")
     sync_queue: str = Field(
         "store.sync",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$",
@@ -62,16 +66,15 @@ class Settings(BaseSettings):
     )
 
     # Update rules
-    allow_negative_stock: bool = False
-    max_abs_delta: int = Field(1_000_000, ge=1, description="Largest |delta| one update may carry.")
+    allow_negative_stock: bool = Field(False, description="Let stock go below zero.")
     max_body_bytes: int = Field(16_384, ge=256, description="Largest request body accepted.")
     idempotency_retention_seconds: int = Field(
         7 * 86_400, ge=0, description="How long a final change's operation_id is kept for replay."
     )
 
     # Logging
-    log_level: str = "INFO"
-    log_json: bool = True
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_json: bool = Field(True, description="JSON lines (false: console format).")
 
     @property
     def database_path(self) -> Path:
