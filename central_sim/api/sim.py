@@ -55,6 +55,53 @@ class Done(BaseModel):
     status: str
 
 
+class CompetingWriterState(BaseModel):
+    running: bool
+    service: str | None = None
+    config: CompetingWriterConfig | None = None
+    started_at: float | None = Field(None, description="Unix time of the start.")
+    stops_at: float | None = Field(None, description="Unix time it stops by itself.")
+    applied: int = Field(0, description="Adjustments applied and journaled.")
+    refused: int = Field(0, description="Deltas refused because stock would go negative.")
+    stopped_at: float | None = None
+    stopped_reason: str | None = Field(None, description="stopped, replaced or max_seconds.")
+
+
+class Stats(BaseModel):
+    model_config = {
+        "json_schema_extra": {
+            "example": {
+                "services": {
+                    "inventory-service": {
+                        "applied": 10,
+                        "duplicate": 1,
+                        "conflict": 2,
+                        "rejected": 0,
+                        "dropped_response": 1,
+                    }
+                },
+                "totals": {
+                    "applied": 10,
+                    "duplicate": 1,
+                    "conflict": 2,
+                    "rejected": 0,
+                    "dropped_response": 1,
+                },
+                "skus": 3,
+                "journal_entries": 13,
+            }
+        }
+    }
+
+    services: dict[str, dict[str, int]] = Field(
+        description="Per service: applied, duplicate, conflict, rejected, dropped_response "
+        "(central-sim also counts injected `competing` moves)."
+    )
+    totals: dict[str, int]
+    skus: int
+    journal_entries: int
+
+
 @router.put("/inventory/{sku}", response_model=InventoryItem, summary="Seed a SKU's quantity")
 def seed(sku: SkuPath, body: SeedRequest, rt: RuntimeDep) -> InventoryItem:
     stock = operations.seed(rt, sku=sku, quantity=body.quantity)
@@ -107,17 +154,27 @@ def rotate_signing_key(rt: RuntimeDep) -> Done:
     return Done(status="rotated")
 
 
-@router.post("/competing-writer", summary="Start (or replace) the competing writer")
+@router.post(
+    "/competing-writer",
+    response_model=CompetingWriterState,
+    summary="Start (or replace) the competing writer",
+)
 def start_competing_writer(body: CompetingWriterConfig, rt: RuntimeDep) -> dict[str, Any]:
     return rt.competing.start(body)
 
 
-@router.get("/competing-writer", summary="Competing writer state and counts")
+@router.get(
+    "/competing-writer",
+    response_model=CompetingWriterState,
+    summary="Competing writer state and counts",
+)
 def competing_writer_status(rt: RuntimeDep) -> dict[str, Any]:
     return rt.competing.status()
 
 
-@router.delete("/competing-writer", summary="Stop the competing writer")
+@router.delete(
+    "/competing-writer", response_model=CompetingWriterState, summary="Stop the competing writer"
+)
 def stop_competing_writer(rt: RuntimeDep) -> dict[str, Any]:
     return rt.competing.stop("stopped")
 
@@ -134,6 +191,6 @@ def read_journal(
     return JournalPage(entries=[JournalEntryOut(**e) for e in entries], next_after_seq=next_after)
 
 
-@router.get("/stats", summary="Outcome counts per service and in total")
+@router.get("/stats", response_model=Stats, summary="Outcome counts per service and in total")
 def read_stats(rt: RuntimeDep) -> dict[str, Any]:
     return operations.stats(rt)

@@ -14,7 +14,7 @@ from central_sim.config import ConfigError, Settings
 from central_sim.main import create_app
 
 with warnings.catch_warnings():  # starlette warns about httpx at import; nothing to act on here
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient")
     from fastapi.testclient import TestClient
 
 SECRETS = {"inventory-service": secrets.token_urlsafe(32), "order-service": "o" * 40}
