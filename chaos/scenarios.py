@@ -1,0 +1,255 @@
+"""The chaos scenarios, as data: what breaks, when, for how long, and how the stack is tuned.
+
+A scenario is read by the runner (`chaos.runner`) and never holds code. Times are seconds
+relative to the start of the local traffic. The fault window opens at `fault_at` and heals
+`fault_seconds` later; process faults inside it happen at their own offsets from the opening.
+
+Stack settings shared by every scenario (`BASE_STORE_ENV`) are deliberately small: a read
+timeout of 1.5 s (so a latency toxic of 3 s is "above the client timeout"), a backoff cap of
+2 s (so an 8 s cut is "longer than the backoff cap") and a 10 s lease (so a SIGKILLed run's
+lease expires during the scenario, not after it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, TypeAlias
+
+from chaos.toxiproxy import Stream, ToxicType
+
+ProxyName: TypeAlias = Literal["central", "broker"]
+ProcessAction: TypeAlias = Literal[
+    "kill_worker",  # SIGKILL the Celery worker while a run holds the lease (mid-batch)
+    "start_worker",  # start the worker again
+    "kill_api",  # SIGKILL the store API
+    "start_api",  # start the store API again (same port, same database)
+    "restart_api",  # SIGTERM + start the store API (graceful restart under load)
+    "restart_central",  # SIGKILL central_sim and start it again on the same file
+    "restart_rabbitmq",  # stop + start the (shared) RabbitMQ node
+    "rotate_key",  # central_sim rotates its signing key: every issued token fails
+]
+
+
+def _frozen(mapping: Mapping[str, str | int | float] | None = None) -> Mapping[str, object]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class ToxicFault:
+    """One Toxiproxy toxic on one of the run's proxies, present for the whole window."""
+
+    proxy: ProxyName
+    type: ToxicType
+    attributes: Mapping[str, int] = field(default_factory=_frozen)
+    stream: Stream = "downstream"
+    toxicity: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessFault:
+    """A process action `at` seconds after the window opens."""
+
+    action: ProcessAction
+    at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CompetingWriter:
+    """central_sim's competing writer (`order-service`), running while the traffic runs."""
+
+    rate_per_second: float = 10.0
+    min_delta: int = -2
+    max_delta: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    description: str
+    toxics: tuple[ToxicFault, ...] = ()
+    cuts: tuple[ProxyName, ...] = ()  # proxies disabled (a full cut) for the window
+    sim_faults: Mapping[str, object] = field(default_factory=_frozen)  # PUT /_sim/faults
+    process_faults: tuple[ProcessFault, ...] = ()
+    competing: CompetingWriter | None = None
+    store_env: Mapping[str, object] = field(default_factory=_frozen)
+    traffic_seconds: float = 12.0  # the ops are paced over this long
+    fault_at: float = 3.0
+    fault_seconds: float = 6.0
+    ci: bool = False
+    not_in_ci_because: str = ""
+    # What the window must visibly do, checked by the runner (e.g. "trigger_503").
+    expect: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.ci == bool(self.not_in_ci_because):
+            raise ValueError(f"{self.name}: CI scenarios have no reason, others must give one")
+
+
+BASE_STORE_ENV: Mapping[str, str] = MappingProxyType(
+    {
+        "STORE_CENTRAL_CONNECT_TIMEOUT_SECONDS": "1",
+        "STORE_CENTRAL_READ_TIMEOUT_SECONDS": "1.5",
+        "STORE_BACKOFF_BASE_SECONDS": "0.2",
+        "STORE_BACKOFF_CAP_SECONDS": "2",
+        "STORE_SYNC_LEASE_SECONDS": "10",
+        "STORE_SYNC_BATCH_SIZE": "100",
+        "STORE_SYNC_SOON_SECONDS": "0.5",
+        "STORE_SYNC_TIME_BUDGET_SECONDS": "30",
+        "STORE_REBASE_MAX_ATTEMPTS": "50",
+        "STORE_CONFLICT_STRATEGY": "rebase",
+    }
+)
+
+# Slow every central answer enough that a batch is in flight when the worker is killed.
+_SLOW_CENTRAL = ToxicFault("central", "latency", _frozen({"latency": 400, "jitter": 100}))
+_HEAVY_BROKER_RESTART = (
+    "restarts the shared RabbitMQ node (10-30 s, disturbs every other user of the broker); "
+    "`broker-cut` covers losing the broker path in CI"
+)
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="central-latency-over-timeout",
+        description="3 s latency on central's answers, twice the store's 1.5 s read timeout: "
+        "central applies, the store times out and resends; replays must be duplicates.",
+        toxics=(ToxicFault("central", "latency", _frozen({"latency": 3000})),),
+        ci=True,
+    ),
+    Scenario(
+        name="central-timeout-toxic",
+        description="Toxiproxy `timeout` on central's answers: data stops, the connection "
+        "closes after 2 s; requests reach central, responses never come back.",
+        toxics=(ToxicFault("central", "timeout", _frozen({"timeout": 2000})),),
+        not_in_ci_because="same effect as central-latency-over-timeout; kept for the full run",
+    ),
+    Scenario(
+        name="central-reset-peer",
+        description="TCP RST on the first byte of half of central's answers (reset_peer "
+        "mid-response, after central committed).",
+        toxics=(ToxicFault("central", "reset_peer", _frozen({"timeout": 0}), toxicity=0.5),),
+        ci=True,
+    ),
+    Scenario(
+        name="central-bandwidth-starvation",
+        description="Central's answers throttled to 1 KB/s both ways: bulk calls outlive "
+        "the read timeout; small ones trickle through.",
+        toxics=(
+            ToxicFault("central", "bandwidth", _frozen({"rate": 1})),
+            ToxicFault("central", "bandwidth", _frozen({"rate": 1}), stream="upstream"),
+        ),
+        not_in_ci_because="timeouts like central-latency-over-timeout; kept for the full run",
+    ),
+    Scenario(
+        name="central-cut-beyond-backoff-cap",
+        description="Worker→central fully cut for 8 s, four times the 2 s backoff cap: "
+        "every run fails fast, changes back off and pile up, then drain after the heal.",
+        cuts=("central",),
+        fault_seconds=8.0,
+        ci=True,
+    ),
+    Scenario(
+        name="broker-cut",
+        description="API/worker→RabbitMQ cut for 6 s: sync triggers answer 503 with "
+        "Retry-After, updates keep being acknowledged, nothing is lost after the heal.",
+        cuts=("broker",),
+        expect=("trigger_503",),
+        ci=True,
+    ),
+    Scenario(
+        name="central-drops-responses",
+        description="Central applies 40% of writes and then loses the response (502): the "
+        "resend must come back `duplicate`, never apply twice.",
+        sim_faults=_frozen({"drop_response_rate": 0.4}),
+        ci=True,
+    ),
+    Scenario(
+        name="conflict-storm",
+        description="30% injected version conflicts plus the competing writer at 20/s on "
+        "the same SKUs: rebase resends on central's version until applied.",
+        sim_faults=_frozen({"conflict_rate": 0.3}),
+        competing=CompetingWriter(rate_per_second=20.0),
+        ci=True,
+    ),
+    Scenario(
+        name="token-expiry-and-key-rotation",
+        description="Tokens live 1 s and the signing key rotates twice mid run: the store "
+        "must renew on 401 and keep syncing.",
+        sim_faults=_frozen({"token_ttl_seconds": 1}),
+        process_faults=(ProcessFault("rotate_key", 1.0), ProcessFault("rotate_key", 4.0)),
+        ci=True,
+    ),
+    Scenario(
+        name="worker-sigkill-mid-batch",
+        description="SIGKILL of the worker while a run holds the lease with a batch in "
+        "flight (central slowed to 400 ms), restarted 4 s later; the lease expires, the "
+        "in-flight changes are recovered and resent.",
+        toxics=(_SLOW_CENTRAL,),
+        process_faults=(ProcessFault("kill_worker", 0.0), ProcessFault("start_worker", 4.0)),
+        ci=True,
+    ),
+    Scenario(
+        name="api-kill-under-load",
+        description="SIGKILL of the store API under load, started again 1 s later: every "
+        "acknowledged change survives (fsync before the answer), clients retry unknowns "
+        "with the same operation_id.",
+        process_faults=(ProcessFault("kill_api", 0.5), ProcessFault("start_api", 1.5)),
+        ci=True,
+    ),
+    Scenario(
+        name="api-restart-under-load",
+        description="Graceful restart (SIGTERM, start) of the store API under load.",
+        process_faults=(ProcessFault("restart_api", 0.5),),
+        not_in_ci_because="api-kill-under-load is the harsher case and runs in CI",
+    ),
+    Scenario(
+        name="rabbitmq-restart",
+        description="The RabbitMQ node restarts mid run: triggers fail while it is down, the "
+        "worker reconnects, the quorum queue survives, nothing is lost.",
+        process_faults=(ProcessFault("restart_rabbitmq", 0.0),),
+        fault_seconds=2.0,
+        traffic_seconds=20.0,
+        not_in_ci_because=_HEAVY_BROKER_RESTART,
+    ),
+    Scenario(
+        name="central-restart",
+        description="central_sim is SIGKILLed and started again on the same SQLite file "
+        "mid run (its ledger and idempotency keys survive).",
+        process_faults=(ProcessFault("restart_central", 1.0),),
+        ci=True,
+    ),
+    Scenario(
+        name="combo-drop-conflict-kill",
+        description="Dropped responses (20%), injected conflicts (20%), the competing "
+        "writer, and a worker SIGKILL mid-batch, all at once.",
+        toxics=(_SLOW_CENTRAL,),
+        sim_faults=_frozen({"drop_response_rate": 0.2, "conflict_rate": 0.2}),
+        competing=CompetingWriter(rate_per_second=10.0),
+        process_faults=(ProcessFault("kill_worker", 1.0), ProcessFault("start_worker", 4.0)),
+        not_in_ci_because="its parts run in CI one by one; the combination is for the full run",
+    ),
+    Scenario(
+        name="combo-latency-brokercut-token",
+        description="Jittery latency around the read timeout, the broker path cut, short "
+        "tokens and a key rotation, then a central restart.",
+        toxics=(ToxicFault("central", "latency", _frozen({"latency": 1200, "jitter": 800})),),
+        cuts=("broker",),
+        sim_faults=_frozen({"token_ttl_seconds": 2}),
+        process_faults=(ProcessFault("rotate_key", 2.0), ProcessFault("restart_central", 4.0)),
+        not_in_ci_because="its parts run in CI one by one; the combination is for the full run",
+    ),
+)
+
+BY_NAME: Mapping[str, Scenario] = MappingProxyType({s.name: s for s in SCENARIOS})
+
+
+def ci_scenarios() -> tuple[Scenario, ...]:
+    return tuple(s for s in SCENARIOS if s.ci)
+
+
+def get(name: str) -> Scenario:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"no scenario {name!r}; known: {', '.join(BY_NAME)}") from None
