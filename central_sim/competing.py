@@ -25,7 +25,7 @@ log = structlog.get_logger("central_sim.competing")
 
 
 class CompetingWriterConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     rate_per_second: float = Field(gt=0, le=1000, description="Adjustments per second.")
     skus: list[Annotated[str, StringConstraints(pattern=SKU_PATTERN)]] = Field(

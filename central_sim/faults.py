@@ -40,10 +40,13 @@ class FaultsUpdate(BaseModel):
     """A partial update: only the fields present change. `conflict_next` merges per SKU (0
     removes that SKU); `token_ttl_seconds: null` returns to the configured TTL."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `"0.5"` or `true` for a rate is a caller bug worth a 422, not a guess.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     conflict_rate: Rate | None = None
-    conflict_next: dict[SkuKey, Annotated[int, Field(ge=0, le=1_000_000)]] | None = None
+    conflict_next: dict[SkuKey, Annotated[int, Field(ge=0, le=1_000_000)]] | None = Field(
+        None, json_schema_extra={"propertyNames": {"pattern": SKU_PATTERN}}
+    )
     error_rate: Rate | None = None
     throttle_rate: Rate | None = None
     throttle_retry_after_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None

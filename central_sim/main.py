@@ -87,15 +87,25 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components["BulkItem"] = BulkItem.model_json_schema(ref_template="#/components/schemas/{model}")
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
+    bad_body = {"description": "Body is not parseable", **_problem_content()}
     for path_item in schema.get("paths", {}).values():
         for operation in path_item.values():
+            if "requestBody" in operation:
+                operation["responses"].setdefault("400", bad_body)
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "header" and parameter["name"].lower() == "idempotency-key":
+                    # Required in the contract; absent it gets our 400 problem, not a 422.
+                    parameter["required"] = True
+                    parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": 128}
             for status, response in operation.get("responses", {}).items():
                 if status.isdigit() and int(status) >= 400:
-                    response["content"] = {
-                        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                    }
+                    response.update(_problem_content())
     app.openapi_schema = schema
     return schema
+
+
+def _problem_content() -> dict[str, Any]:
+    return {"content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 app = create_app()

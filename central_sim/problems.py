@@ -1,6 +1,7 @@
 """RFC 9457 problem details for every error the simulator returns, and the handlers that make
 FastAPI's own errors (validation, 404, 405, crashes) come out the same way."""
 
+import re
 from typing import Any
 
 import structlog
@@ -118,12 +119,25 @@ _HTTP_SLUGS = {
 }
 
 
-def _from_http_exception(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str | None:
+    """Every method documented for this path. Starlette's own Allow header names only the
+    first partially matching route (GET /v1/inventory/{sku} for PUT /v1/inventory/bulk-sync)."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        literal_parts = re.split(r"\{[^/}]+\}", template)
+        if re.fullmatch("[^/]+".join(re.escape(part) for part in literal_parts), request.url.path):
+            methods.update(method.upper() for method in item)
+    return ", ".join(sorted(methods)) or None
+
+
+def _from_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
-    return problem_response(
-        exc.status_code, slug, title, str(exc.detail), headers=dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})
+    allowed = _allowed_methods(request) if exc.status_code == 405 else None
+    if allowed:
+        headers["Allow"] = allowed
+    return problem_response(exc.status_code, slug, title, str(exc.detail), headers=headers)
 
 
 def _from_crash(request: Request, exc: Exception) -> JSONResponse:

@@ -67,7 +67,10 @@ async def adjust(
     response: Response,
     idempotency_key: Annotated[
         str | None,
-        Header(description=f"The operation id, 1..{MAX_KEY_LENGTH} characters."),
+        Header(
+            alias="Idempotency-Key",
+            description=f"The operation id, 1..{MAX_KEY_LENGTH} characters.",
+        ),
     ] = None,
 ) -> AdjustResponse:
     if not idempotency_key:

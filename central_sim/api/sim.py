@@ -26,6 +26,8 @@ SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, examples=["SKU-1"])]
 
 
 class SeedRequest(BaseModel):
+    model_config = {"strict": True}
+
     quantity: int = Field(ge=0, le=10**12, examples=[100])
 
 

@@ -312,3 +312,25 @@ def test_jwt_secret_and_admin_token_are_required(monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir("/")  # no .env to read
     with pytest.raises(ConfigError, match=r"CENTRAL_SIM_JWT_SECRET.*CENTRAL_SIM_ADMIN_TOKEN"):
         load_settings()
+
+
+def test_method_not_allowed_lists_every_method_of_the_path(client: TestClient) -> None:
+    response = client.get("/v1/inventory/bulk-sync/x")
+    assert response.status_code == 404
+    response = client.put("/v1/inventory/bulk-sync", headers=auth(client))
+    assert_problem(response, 405, "/method-not-allowed")
+    # GET comes from /v1/inventory/{sku}, which bulk-sync also matches.
+    assert set(response.headers["allow"].split(", ")) == {"GET", "POST"}
+
+
+def test_admin_bodies_are_strictly_typed(client: TestClient) -> None:
+    assert_problem(
+        client.put("/_sim/faults", json={"error_rate": "0.5"}, headers=ADMIN),
+        422,
+        "/validation-error",
+    )
+    assert_problem(
+        client.put("/_sim/inventory/A", json={"quantity": "5"}, headers=ADMIN),
+        422,
+        "/validation-error",
+    )
