@@ -276,20 +276,19 @@ def store_env_for(
     database: Path, *, broker_url: str, central_url: str, secret: str, **overrides: str
 ) -> dict[str, str]:
     """A store process's environment for the stack, with short timeouts and backoff."""
-    return store_env(
-        database,
-        STORE_BROKER_URL=broker_url,
-        STORE_SYNC_QUEUE=f"store.sync.test-{uuid.uuid4().hex[:10]}",
-        STORE_CENTRAL_URL=central_url,
-        STORE_CENTRAL_SERVICE_NAME="inventory-service",
-        STORE_CENTRAL_SERVICE_SECRET=secret,
-        STORE_CENTRAL_CONNECT_TIMEOUT_SECONDS="1",
-        STORE_CENTRAL_READ_TIMEOUT_SECONDS="3",
-        STORE_BACKOFF_BASE_SECONDS="0.2",
-        STORE_BACKOFF_CAP_SECONDS="1",
-        STORE_SYNC_LEASE_SECONDS="5",
-        STORE_ALLOW_NEGATIVE_STOCK="true",
-        STORE_LOG_JSON="false",
-        STORE_LOG_LEVEL="INFO",
-        **overrides,
-    )
+    defaults = {
+        "STORE_BROKER_URL": broker_url,
+        "STORE_SYNC_QUEUE": f"store.sync.test-{uuid.uuid4().hex[:10]}",
+        "STORE_CENTRAL_URL": central_url,
+        "STORE_CENTRAL_SERVICE_NAME": "inventory-service",
+        "STORE_CENTRAL_SERVICE_SECRET": secret,
+        "STORE_CENTRAL_CONNECT_TIMEOUT_SECONDS": "1",
+        "STORE_CENTRAL_READ_TIMEOUT_SECONDS": "3",
+        "STORE_BACKOFF_BASE_SECONDS": "0.2",
+        "STORE_BACKOFF_CAP_SECONDS": "1",
+        "STORE_SYNC_LEASE_SECONDS": "5",
+        "STORE_ALLOW_NEGATIVE_STOCK": "true",
+        "STORE_LOG_JSON": "false",
+        "STORE_LOG_LEVEL": "INFO",
+    }
+    return store_env(database, **{**defaults, **overrides})

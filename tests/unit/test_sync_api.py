@@ -1,5 +1,6 @@
 """Sync routes in-process: trigger (filesystem broker / broker down), refresh, operator actions."""
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,7 +9,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from store_service.api.sync import CENTRAL
+from store_service.api.deps import StoreRuntime
+from store_service.api.sync import CENTRAL, notify_change, start_sync_wiring, stop_sync_wiring
 from store_service.central_client import CentralClient
 from store_service.main import create_app
 from tests.support.processes import free_port
@@ -145,3 +147,23 @@ def test_openapi_declares_the_sync_routes_and_their_problems(client: TestClient)
     assert {"202", "503"} <= set(trigger)
     assert "409" in spec["paths"]["/v1/local/changes/{operation_id}/retry"]["post"]["responses"]
     json.dumps(spec)
+
+
+async def test_sync_soon_enqueues_one_run_per_window(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "store.db", sync_soon_seconds=0.2)
+    runtime = StoreRuntime(settings=settings, writer=None, reader=None)  # type: ignore[arg-type]
+    await start_sync_wiring(runtime)
+    try:
+        for _ in range(5):
+            notify_change(runtime)
+        await asyncio.sleep(0.1)
+        queue = tmp_path / "broker" / "queue"
+        assert list(queue.iterdir()) == []
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if list(queue.iterdir()):
+                break
+        await asyncio.sleep(0.3)
+        assert len(list(queue.iterdir())) == 1
+    finally:
+        await stop_sync_wiring(runtime)
