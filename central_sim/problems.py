@@ -122,10 +122,14 @@ _HTTP_SLUGS = {
 def _allowed_methods(request: Request) -> str | None:
     """Every method documented for this path. Starlette's own Allow header names only the
     first partially matching route (GET /v1/inventory/{sku} for PUT /v1/inventory/bulk-sync)."""
+    paths = request.app.openapi().get("paths", {})
+    path = request.url.path
+    if path in paths:  # a literal path wins over templates it happens to match
+        return ", ".join(sorted(method.upper() for method in paths[path]))
     methods: set[str] = set()
-    for template, item in request.app.openapi().get("paths", {}).items():
+    for template, item in paths.items():
         literal_parts = re.split(r"\{[^/}]+\}", template)
-        if re.fullmatch("[^/]+".join(re.escape(part) for part in literal_parts), request.url.path):
+        if re.fullmatch("[^/]+".join(re.escape(part) for part in literal_parts), path):
             methods.update(method.upper() for method in item)
     return ", ".join(sorted(methods)) or None
 

@@ -2,15 +2,26 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 
 from central_sim.ledger import MAX_ABS_DELTA, MAX_KEY_LENGTH, SKU_PATTERN, Reason, Status
 
 Sku = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
 OperationId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_KEY_LENGTH)]
-# Strict: "5" or 5.0 or true is a client bug, not a delta.
-Delta = Annotated[StrictInt, Field(ge=-MAX_ABS_DELTA, le=MAX_ABS_DELTA)]
-Version = Annotated[StrictInt, Field(ge=0)]
+
+
+def _integral_float_to_int(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# A JSON integer: 5 and 5.0 (JSON Schema calls both integers) pass; "5", 5.5 and true are
+# client bugs, refused rather than guessed at.
+WholeInt = Annotated[int, BeforeValidator(_integral_float_to_int), Strict()]
+Delta = Annotated[
+    WholeInt,
+    Field(ge=-MAX_ABS_DELTA, le=MAX_ABS_DELTA, json_schema_extra={"not": {"const": 0}}),
+]
+Version = Annotated[WholeInt, Field(ge=0)]
 
 
 class TokenRequest(BaseModel):

@@ -13,7 +13,7 @@ from central_sim.competing import CompetingWriterConfig
 from central_sim.faults import Faults, FaultsUpdate
 from central_sim.ledger import SKU_PATTERN
 from central_sim.problems import problem_responses
-from central_sim.schemas import InventoryItem
+from central_sim.schemas import InventoryItem, WholeInt
 
 router = APIRouter(
     prefix="/_sim",
@@ -26,9 +26,7 @@ SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, examples=["SKU-1"])]
 
 
 class SeedRequest(BaseModel):
-    model_config = {"strict": True}
-
-    quantity: int = Field(ge=0, le=10**12, examples=[100])
+    quantity: WholeInt = Field(ge=0, le=10**12, examples=[100])
 
 
 class InventoryPage(BaseModel):
