@@ -61,8 +61,3 @@ def test_state_survives_a_crash_and_restart(tmp_path: Path) -> None:
             assert stopped["applied"] >= 1
     finally:
         sim.stop()
-
-
-def test_startup_without_services_fails_with_a_clear_message(tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError, match="CENTRAL_SIM_SERVICES"):
-        start_central_sim(tmp_path, SERVICES="{}")
