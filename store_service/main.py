@@ -44,10 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reader = db.connect(settings.database_path, readonly=True)
         runtime = StoreRuntime(settings=settings, writer=writer, reader=reader)
         app.state.runtime = runtime
+        await sync_routes.start_sync_wiring(runtime)
         log.info("store_api_started", database=str(settings.database_path))
         try:
             yield
         finally:
+            await sync_routes.stop_sync_wiring(runtime)
             writer.stop()
             reader.close()
             log.info("store_api_stopped")

@@ -49,7 +49,11 @@ def broker_url(settings: Settings) -> str:
 def filesystem_folders(settings: Settings) -> dict[str, Path]:
     """The dev broker's folders; producer and consumer share one queue folder."""
     root = settings.data_dir.resolve() / "broker"
-    return {"queue": root / "queue", "processed": root / "processed"}
+    return {
+        "queue": root / "queue",
+        "processed": root / "processed",
+        "control": root / "control",  # kombu's default is ./control in the working directory
+    }
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:
@@ -65,6 +69,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
             "data_folder_in": str(folders["queue"]),
             "data_folder_out": str(folders["queue"]),
             "processed_folder": str(folders["processed"]),
+            "control_folder": str(folders["control"]),
             "store_processed": False,
         }
     return {}
