@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from store_service import change_queries, domain, inventory
 from store_service.api.bodies import json_request_body, parse_json_body
-from store_service.api.deps import RuntimeDep
+from store_service.api.deps import RuntimeDep, StoreRuntime
 from store_service.api.problems import ProblemError, problem_responses
 from store_service.inventory import OperationReused, UpdateCommand
 from store_service.logs import request_id_var
@@ -98,7 +98,9 @@ async def list_items(
     summary="Apply a stock change locally and queue it for central",
     openapi_extra=json_request_body(UpdateRequest),
 )
-async def update_item(sku: SkuPath, request: Request, runtime: RuntimeDep) -> Response:
+async def update_item(sku: SkuPath, request: Request) -> Response:
+    # The runtime is read straight off the app: a sync `Depends` would cost a thread hop.
+    runtime: StoreRuntime = request.app.state.runtime
     body = await parse_json_body(request, UpdateRequest)
     command = UpdateCommand(
         sku=sku,

@@ -1,0 +1,447 @@
+"""The benchmark: one command, one run, one table (printed and written as JSON).
+
+    uv run python -m loadtests.bench                   # (a) + (b) + (c), 3 repetitions
+    uv run python -m loadtests.bench --skip-drain --duration 10 --repeat 5
+    uv run python -m loadtests.bench --compare-ref HEAD~3   # also bench an older commit's server
+
+Needs Debian's `wrk` on PATH (`apt-get install -y wrk`). Everything is loopback traffic; the
+load generator and the server share the machine's cores, which the table says next to every
+figure (wrk's own CPU share is measured from its rusage).
+
+(a) ceiling: `POST /_bench/noop/{sku}` (see loadtests/bench_app.py: the real `create_app()` app,
+    same middleware, logging and uvicorn worker, plus one trivial pydantic-body route).
+(b) update:  `POST /v1/local/inventory/{sku}/update`, unique operation_ids over 1,000 SKUs,
+    64 connections, durable commits (WAL + synchronous=FULL), INFO logging to a file.
+    (a) and (b) hit the same server process, interleaved, repeated N times: medians and ranges.
+(c) drain:   a 100,000-change backlog written through the real Writer + `apply_update`, pushed
+    to a real central_sim subprocess by `run_sync` in a child process (its peak RSS is the
+    drain's), against sending a sample one by one to `/adjust` (extrapolated: said so).
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import secrets
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).resolve().parent / "update.lua"
+SHARED_NOTE = "load generator and server share the same 2 cores (loopback)"
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+@dataclass
+class Server:
+    label: str
+    proc: subprocess.Popen[bytes]
+    url: str
+    database: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_store(label: str, workdir: Path, code_dir: Path, *, log_level: str) -> Server:
+    """uvicorn (one worker, uvloop/httptools when installed: uvicorn's `auto`) on a fresh DB."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    database = workdir / "store.db"
+    port = free_port()
+    env = {
+        **os.environ,
+        "STORE_DATABASE_URL": f"sqlite:///{database}",
+        "STORE_DATA_DIR": str(workdir),
+        "STORE_LOG_LEVEL": log_level,
+        "STORE_ALLOW_NEGATIVE_STOCK": "true",  # sells on unseeded SKUs must not be 409s here
+        "STORE_MIGRATE_ON_STARTUP": "true",
+    }
+    log = workdir / "server.log"
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "loadtests.bench_app:create_bench_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=code_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(f"{url}/v1/local/inventory", proc, log)
+    return Server(label, proc, url, database)
+
+
+def export_ref(ref: str, dest: Path) -> Path:
+    """The store_service of an older commit (plus this bench app) in a folder, without git state."""
+    blob = subprocess.run(
+        ["git", "archive", "--format=tar", ref, "store_service", "alembic.ini"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(blob)) as tar:
+        tar.extractall(dest, filter="data")
+    (dest / "loadtests").mkdir(exist_ok=True)
+    for name in ("__init__.py", "bench_app.py"):
+        shutil.copy(REPO / "loadtests" / name, dest / "loadtests" / name)
+    return dest
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of a process, in clock ticks (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+# --- wrk -------------------------------------------------------------------------------------
+
+
+@dataclass
+class WrkRun:
+    kind: str
+    server: str
+    requests: int
+    seconds: float
+    non_2xx: int
+    socket_errors: int
+    p50_ms: float
+    p99_ms: float
+    wrk_cpu_share: float  # of the whole machine (all cores)
+    server_cpu_share: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+
+def run_wrk(
+    server: Server, kind: str, *, duration: float, connections: int, threads: int, skus: int
+) -> WrkRun:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    prefix = "/_bench/noop" if kind == "ceiling" else "/v1/local/inventory"
+    tag = f"{kind}-{secrets.token_hex(4)}"
+    argv = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        server.url,
+        "--",
+        prefix,
+        str(skus),
+        tag,
+    ]
+    hz = os.sysconf("SC_CLK_TCK")
+    cores = os.cpu_count() or 1
+    server_before = cpu_ticks(server.proc.pid)
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wrk_before = 0  # wrk's ticks at exec time are ~0; we sample /proc until it exits
+    wrk_last = wrk_before
+    assert proc.stdout is not None
+    output = b""
+    while proc.poll() is None:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, IndexError):
+            wrk_last = cpu_ticks(proc.pid)
+        time.sleep(0.2)
+    output = proc.stdout.read()
+    wall = time.monotonic() - started
+    server_after = cpu_ticks(server.proc.pid)
+    text = output.decode(errors="replace")
+    line = next((x for x in text.splitlines() if x.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{text}")
+    data = json.loads(line.removeprefix("WRKJSON "))
+    seconds = data["duration_us"] / 1e6
+    return WrkRun(
+        kind=kind,
+        server=server.label,
+        requests=data["requests"],
+        seconds=seconds,
+        non_2xx=data["non_2xx"],
+        socket_errors=data["connect_errors"]
+        + data["read_errors"]
+        + data["write_errors"]
+        + data["timeouts"],
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        wrk_cpu_share=(wrk_last - wrk_before) / hz / wall / cores,
+        server_cpu_share=(server_after - server_before) / hz / wall / cores,
+    )
+
+
+# --- summaries -------------------------------------------------------------------------------
+
+
+@dataclass
+class Spread:
+    median: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> "Spread":
+        return cls(statistics.median(values), min(values), max(values))
+
+    def fmt(self, digits: int = 0, suffix: str = "") -> str:
+        return f"{self.median:,.{digits}f}{suffix} [{self.low:,.{digits}f}-{self.high:,.{digits}f}]"
+
+    def as_dict(self) -> dict[str, float]:
+        return {"median": self.median, "min": self.low, "max": self.high}
+
+
+@dataclass
+class HttpSummary:
+    label: str
+    runs: list[WrkRun] = field(default_factory=list)
+
+    def spread(self, attr: str) -> Spread:
+        return Spread.of([getattr(r, attr) for r in self.runs])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "rps": self.spread("rps").as_dict(),
+            "p50_ms": self.spread("p50_ms").as_dict(),
+            "p99_ms": self.spread("p99_ms").as_dict(),
+            "non_2xx_total": sum(r.non_2xx for r in self.runs),
+            "socket_errors_total": sum(r.socket_errors for r in self.runs),
+            "wrk_cpu_share": self.spread("wrk_cpu_share").as_dict(),
+            "server_cpu_share": self.spread("server_cpu_share").as_dict(),
+            "runs": [{**r.__dict__, "rps": r.rps} for r in self.runs],
+        }
+
+
+def acknowledged_are_stored(server: Server, summaries: Sequence[HttpSummary]) -> dict[str, int]:
+    """Every 2xx update is a row (more rows are fine: wrk stops with requests in flight)."""
+    acked = sum(r.requests - r.non_2xx for s in summaries for r in s.runs if r.kind == "update")
+    conn = sqlite3.connect(server.database)
+    try:
+        rows = conn.execute("SELECT count(*) FROM changes").fetchone()[0]
+    finally:
+        conn.close()
+    return {"acknowledged": acked, "rows": rows, "ok": int(rows >= acked)}
+
+
+def bench_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    servers = [("current", REPO)]
+    if args.compare_ref:
+        servers.insert(0, (args.compare_ref, export_ref(args.compare_ref, workdir / "ref-code")))
+    started: list[Server] = []
+    try:
+        for label, code in servers:
+            started.append(
+                start_store(label, workdir / f"srv-{len(started)}", code, log_level=args.log_level)
+            )
+        summaries: dict[tuple[str, str], HttpSummary] = {}
+        for server in started:  # warm-up: imports, first-request caches, page cache
+            for kind in ("ceiling", "update"):
+                run_wrk(
+                    server,
+                    kind,
+                    duration=2,
+                    connections=args.connections,
+                    threads=2,
+                    skus=args.skus,
+                )
+        for rep in range(args.repeat):
+            for server in started:
+                for kind in ("ceiling", "update"):
+                    run = run_wrk(
+                        server,
+                        kind,
+                        duration=args.duration,
+                        connections=args.connections,
+                        threads=2,
+                        skus=args.skus,
+                    )
+                    summaries.setdefault(
+                        (server.label, kind), HttpSummary(f"{server.label}/{kind}")
+                    ).runs.append(run)
+                    print(
+                        f"  rep {rep + 1} {server.label:>10} {kind:8} {run.rps:8,.0f} req/s "
+                        f"p50 {run.p50_ms:6.1f} ms p99 {run.p99_ms:6.1f} ms "
+                        f"non-2xx {run.non_2xx} wrk cpu {run.wrk_cpu_share:.0%}",
+                        flush=True,
+                    )
+        result: dict[str, Any] = {"servers": {}}
+        for server in started:
+            ceiling = summaries[(server.label, "ceiling")]
+            update = summaries[(server.label, "update")]
+            ratios = [u.rps / c.rps for u, c in zip(update.runs, ceiling.runs, strict=True)]
+            result["servers"][server.label] = {
+                "ceiling": ceiling.as_dict(),
+                "update": update.as_dict(),
+                "update_to_ceiling": Spread.of(ratios).as_dict(),
+                "durability_check": acknowledged_are_stored(server, [update]),
+            }
+        return result
+    finally:
+        for server in started:
+            server.stop()
+
+
+# --- the table -------------------------------------------------------------------------------
+
+
+def _fmt(spread: dict[str, float], digits: int = 0, suffix: str = "") -> str:
+    return Spread(spread["median"], spread["min"], spread["max"]).fmt(digits, suffix)
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [
+        f"benchmark {report['started_at']} on {report['machine']} ({SHARED_NOTE})",
+        f"{report['repeat']} repetitions x {report['duration_s']} s, {report['connections']} "
+        "connections, median [min-max]",
+        "",
+        "| server | measure | req/s | p50 ms | p99 ms | non-2xx | ratio to (a) | wrk CPU | "
+        "server CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for label, s in report.get("http", {}).get("servers", {}).items():
+        for key, name in (("ceiling", "(a) trivial POST"), ("update", "(b) update")):
+            d = s[key]
+            ratio = _fmt(s["update_to_ceiling"], 2) if key == "update" else "1"
+            lines.append(
+                f"| {label} | {name} | {_fmt(d['rps'])} | {_fmt(d['p50_ms'], 1)} | "
+                f"{_fmt(d['p99_ms'], 1)} | {d['non_2xx_total']} (+{d['socket_errors_total']} "
+                f"socket) | {ratio} | {_fmt(d['wrk_cpu_share'], 2)} | "
+                f"{_fmt(d['server_cpu_share'], 2)} |"
+            )
+        check = s["durability_check"]
+        lines.append(
+            f"|  | durability | {check['acknowledged']:,} acknowledged updates, "
+            f"{check['rows']:,} change rows | | | | | | |"
+        )
+    drain = report.get("drain")
+    if drain:
+        lines += [
+            "",
+            "| (c) sync drain | value |",
+            "|---|---|",
+            f"| backlog | {drain['backlog']:,} changes ({drain['skus']:,} SKUs), "
+            f"batch size {drain['batch_size']} |",
+            f"| drain time | {drain['drain_seconds']:.1f} s |",
+            f"| drain rate | {drain['changes_per_s']:,.0f} changes/s |",
+            f"| outcomes | {drain['outcomes']} (stopped: {drain['stopped_reason']}) |",
+            f"| drain process peak RSS | {drain['peak_rss_mb']:.0f} MB |",
+            f"| one by one via /adjust | {drain['one_by_one_per_s']:,.0f} changes/s "
+            f"(measured on {drain['one_by_one_sample']:,}, extrapolated to the backlog: "
+            f"{drain['one_by_one_extrapolated_s']:.0f} s) |",
+            f"| drain / one-by-one | {drain['ratio_to_one_by_one']:.1f}x |",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--skus", type=int, default=1000)
+    parser.add_argument("--log-level", default="INFO", help="server STORE_LOG_LEVEL")
+    parser.add_argument("--compare-ref", help="also bench the store_service of this git ref")
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-drain", action="store_true")
+    parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=1000, help="STORE_SYNC_BATCH_SIZE")
+    parser.add_argument("--one-by-one-sample", type=int, default=2000)
+    parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
+    args = parser.parse_args(argv)
+
+    report: dict[str, Any] = {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "note": SHARED_NOTE,
+        "repeat": args.repeat,
+        "duration_s": args.duration,
+        "connections": args.connections,
+        "command": " ".join(["python -m loadtests.bench", *(argv or sys.argv[1:])]),
+    }
+    with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
+        workdir = Path(tmp)
+        if not args.skip_http:
+            report["http"] = bench_http(args, workdir)
+        if not args.skip_drain:
+            from loadtests.drain_bench import bench_drain
+
+            report["drain"] = bench_drain(
+                workdir / "drain",
+                backlog=args.backlog,
+                batch_size=args.batch_size,
+                sample=args.one_by_one_sample,
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{report['started_at'].replace(':', '')}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print()
+    print(render(report))
+    print(f"\nwritten to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
