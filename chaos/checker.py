@@ -58,6 +58,7 @@ class CheckResult:
     refused: int = 0
     unknown: int = 0
     unknown_applied: int = 0
+    retried: int = 0  # operations with at least one unknown attempt (client retried them)
     synced: int = 0
     parked: int = 0
     pending: int = 0
@@ -135,6 +136,7 @@ def check(obs: Observation) -> CheckResult:
     result.refused = counts["refused"]
     result.unknown = counts["unknown"]
     result.contract = contract_violations(obs.history)
+    result.retried = len({r.operation_id for r in obs.history if r.outcome == "unknown"})
 
     changes = {str(c["operation_id"]): c for c in obs.changes}
     applied = Counter(

@@ -83,7 +83,7 @@ def test_a_clean_run_passes_and_is_counted() -> None:
     result = check(clean())
     assert result.ok, result.errors()
     assert (result.operations, result.acknowledged, result.refused, result.unknown) == (5, 3, 1, 1)
-    assert (result.synced, result.pending, result.unknown_applied) == (3, 1, 1)
+    assert (result.synced, result.pending, result.unknown_applied, result.retried) == (3, 1, 1, 1)
 
 
 def test_an_acknowledged_change_missing_from_the_outbox_is_lost() -> None:

@@ -1,0 +1,249 @@
+"""Run one scenario end to end and return what happened and what the checker found.
+
+Per scenario: a fresh temp folder; central_sim, proxies, store API and worker; central stock
+seeded and the store refreshed; paced traffic (and the competing writer) with the fault window
+opening `fault_at` seconds in; heal; sync triggers until the outbox has nothing pending or in
+flight (bounded by `converge_timeout`); a final refresh of every SKU; then the checker over
+the history, central's journal and stock, and the store's outbox and local view.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from chaos.checker import CheckResult, Observation, check
+from chaos.faults import Event, FaultWindow
+from chaos.history import History
+from chaos.monitor import Sample, Sampler, Trigger, TriggerAnswer, trigger_once
+from chaos.scenarios import BASE_STORE_ENV, Scenario
+from chaos.stack import Stack, start_stack
+from chaos.traffic import Traffic, TrafficPlan
+
+DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+DEFAULT_TOXIPROXY_URL = "http://127.0.0.1:8474"
+INITIAL_STOCK = 10_000  # high enough that sells never hit insufficient stock at central
+PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    ops: int = 1000
+    skus: int = 20
+    concurrency: int = 6
+    seed: int = 1
+    converge_timeout: float = 120.0
+    broker_url: str = DEFAULT_BROKER_URL
+    toxiproxy_url: str = DEFAULT_TOXIPROXY_URL
+    keep_dir: Path | None = None  # copy the run's logs here when it fails
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    config: RunConfig
+    check: CheckResult
+    started_at: float
+    fault_opened_at: float | None
+    healed_at: float | None
+    traffic_done_at: float
+    converged_at: float | None
+    finished_at: float
+    samples: list[Sample]
+    triggers: list[TriggerAnswer]
+    events: list[Event]
+    central_stats: dict[str, Any]
+    competing: dict[str, Any] | None
+    expectations_failed: list[str] = field(default_factory=list)
+    logs: str | None = None
+
+    @property
+    def converged(self) -> bool:
+        return self.converged_at is not None
+
+    @property
+    def time_to_converge(self) -> float | None:
+        """Seconds from the heal (or the end of traffic, if later) to an empty backlog."""
+        if self.converged_at is None:
+            return None
+        since = max(self.healed_at or self.traffic_done_at, self.traffic_done_at)
+        return max(0.0, self.converged_at - since)
+
+    @property
+    def passed(self) -> bool:
+        return self.check.ok and self.converged and not self.expectations_failed
+
+
+def run_scenario(scenario: Scenario, config: RunConfig) -> RunResult:
+    workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{scenario.name}-"))
+    env = {**BASE_STORE_ENV, **{k: str(v) for k, v in scenario.store_env.items()}}
+    stack = start_stack(
+        workdir,
+        broker_url=config.broker_url,
+        toxiproxy_url=config.toxiproxy_url,
+        store_env=env,
+        seed=config.seed,
+    )
+    result: RunResult | None = None
+    try:
+        result = _drive(stack, scenario, config)
+        return result
+    finally:
+        stack.stop()
+        if result is not None and not result.passed and config.keep_dir is not None:
+            target = config.keep_dir / f"{scenario.name}-logs"
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(stack.log_dir, target)
+            result.logs = str(target)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _drive(stack: Stack, scenario: Scenario, config: RunConfig) -> RunResult:
+    skus = tuple(f"CHAOS-{n:03d}" for n in range(config.skus))
+    initial = {sku: INITIAL_STOCK for sku in skus}
+    for sku, quantity in initial.items():
+        stack.sim.seed(sku, quantity)
+    with httpx.Client(base_url=stack.api_url, timeout=15.0) as http:
+        for sku in skus:
+            http.post(f"/v1/local/inventory/{sku}/refresh").raise_for_status()
+
+    history = History()
+    plan = TrafficPlan(
+        stack.api_url,
+        skus,
+        config.ops,
+        scenario.traffic_seconds,
+        concurrency=config.concurrency,
+        seed=config.seed,
+    )
+    traffic = Traffic(plan, history)
+    sampler, trigger = Sampler(stack.api_url), Trigger(stack.api_url)
+    window = FaultWindow(stack, scenario)
+    started_at = time.time()
+    sampler.start()
+    trigger.start()
+    if scenario.competing is not None:
+        c = scenario.competing
+        stack.sim.start_competing(
+            list(skus),
+            rate=c.rate_per_second,
+            min_delta=c.min_delta,
+            max_delta=c.max_delta,
+            seconds=scenario.traffic_seconds + 10,
+        )
+    traffic_thread = threading.Thread(target=traffic.run, name="chaos-traffic", daemon=True)
+    traffic_thread.start()
+    try:
+        _sleep_until(started_at + scenario.fault_at)
+        window.open()
+        window.run_process_faults()
+        _sleep_until(window.opened_at + scenario.fault_seconds)  # type: ignore[operator]
+    finally:
+        window.heal()
+    traffic_thread.join(timeout=scenario.traffic_seconds + 120)
+    traffic_done_at = time.time()
+    competing = stack.sim.stop_competing() if scenario.competing is not None else None
+    converged_at = _converge(stack, config.converge_timeout)
+    trigger.stop()
+    _refresh_all(stack, skus)
+    sampler.tick()  # one last point after the final refresh
+    sampler.stop()
+    observation = _observe(stack, history, initial)
+    result = RunResult(
+        scenario=scenario,
+        config=config,
+        check=check(observation),
+        started_at=started_at,
+        fault_opened_at=window.opened_at,
+        healed_at=window.healed_at,
+        traffic_done_at=traffic_done_at,
+        converged_at=converged_at,
+        finished_at=time.time(),
+        samples=sampler.samples,
+        triggers=trigger.answers,
+        events=window.events,
+        central_stats=stack.sim.stats(),
+        competing=competing,
+    )
+    result.expectations_failed = _expectations(scenario, result)
+    return result
+
+
+def _sleep_until(at: float) -> None:
+    delay = at - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _converge(stack: Stack, timeout: float) -> float | None:
+    """Trigger syncs until nothing is pending or in flight; the time it happened, or None."""
+    deadline = time.monotonic() + timeout
+    last_trigger = 0.0
+    with httpx.Client(base_url=stack.api_url, timeout=15.0) as http:
+        while time.monotonic() < deadline:
+            try:
+                counts = http.get("/v1/local/sync/summary").json()["counts"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                counts = None
+            if counts is not None and not counts.get("pending") and not counts.get("in_flight"):
+                return time.time()
+            if time.monotonic() - last_trigger > 2.0:
+                trigger_once(http)
+                last_trigger = time.monotonic()
+            time.sleep(0.25)
+    return None
+
+
+def _refresh_all(stack: Stack, skus: tuple[str, ...]) -> None:
+    """Learn central's final stock for every SKU (retrying a 503 for a few seconds)."""
+    with httpx.Client(base_url=stack.api_url, timeout=15.0) as http:
+        for sku in skus:
+            for _ in range(20):
+                if http.post(f"/v1/local/inventory/{sku}/refresh").status_code == 200:
+                    break
+                time.sleep(0.5)
+
+
+def _pages(http: httpx.Client, path: str, key: str, cursor: str, next_key: str) -> list[Any]:
+    items: list[Any] = []
+    params: dict[str, Any] = {"limit": PAGE}
+    while True:
+        page = http.get(path, params=params)
+        page.raise_for_status()
+        body = page.json()
+        items.extend(body[key])
+        if body[next_key] is None:
+            return items
+        params[cursor] = body[next_key]
+
+
+def _observe(stack: Stack, history: History, initial: dict[str, int]) -> Observation:
+    with httpx.Client(base_url=stack.api_url, timeout=30.0) as http:
+        changes = _pages(http, "/v1/local/changes", "items", "after_id", "next_after_id")
+        local = _pages(http, "/v1/local/inventory", "items", "after", "next_after")
+    return Observation(
+        history=history.requests(),
+        initial=initial,
+        journal=stack.sim.journal(),
+        central=stack.sim.stock(),
+        changes=changes,
+        local={item["sku"]: item for item in local},
+    )
+
+
+def _expectations(scenario: Scenario, result: RunResult) -> list[str]:
+    """Scenario-specific proof that the fault bit (a fault that did nothing proves nothing)."""
+    failed = []
+    if "trigger_503" in scenario.expect:
+        lo, hi = result.fault_opened_at or 0.0, result.healed_at or 0.0
+        in_window = [t for t in result.triggers if lo <= t.at <= hi + 1.0]
+        if not any(t.status == 503 and t.detail.startswith("Retry-After") for t in in_window):
+            failed.append("no sync trigger answered 503 with Retry-After during the broker cut")
+    return failed
