@@ -1,11 +1,13 @@
 """Store service settings: one object, read from `STORE_*` environment variables (or `.env`)."""
 
+import json
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class ConflictStrategy(StrEnum):
@@ -65,6 +67,15 @@ class Settings(BaseSettings):
         description="Broker queue for sync tasks; one per store when stores share a broker.",
     )
 
+    # API authentication (README "Contract tests and security"): off while no key is set.
+    api_keys: Annotated[frozenset[SecretStr], NoDecode] = Field(
+        frozenset(),
+        description="API keys for /v1 (comma-separated or a JSON list); empty: no auth (dev).",
+    )
+    api_allow_anonymous_reads: bool = Field(
+        False, description="With keys set, let GET /v1/local/* through without one."
+    )
+
     # Update rules
     allow_negative_stock: bool = Field(False, description="Let stock go below zero.")
     max_body_bytes: int = Field(16_384, ge=256, description="Largest request body accepted.")
@@ -75,6 +86,16 @@ class Settings(BaseSettings):
     # Logging
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(True, description="JSON lines (false: console format).")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        """`k1,k2` or `["k1", "k2"]` from the environment; blanks dropped."""
+        if isinstance(value, str):
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else text.split(",")
+            return frozenset(str(item).strip() for item in items if str(item).strip())
+        return value
 
     @property
     def database_path(self) -> Path:

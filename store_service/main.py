@@ -5,12 +5,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from store_service import db
 from store_service.api import inventory as inventory_routes
 from store_service.api import sync as sync_routes
+from store_service.api.auth import ApiKeys, api_key_dependency, declare_security
 from store_service.api.deps import StoreRuntime
 from store_service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from store_service.api.problems import Problem, install_problem_handlers
@@ -62,16 +63,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     install_problem_handlers(app)
-    app.include_router(inventory_routes.router)
-    app.include_router(sync_routes.router)
+    # Optional API keys (store_service/api/auth.py): without keys no dependency at all.
+    keys = ApiKeys(settings.api_keys)
+    anonymous_reads = settings.api_allow_anonymous_reads
+    v1_dependencies = (
+        [Depends(api_key_dependency(keys, allow_anonymous_reads=anonymous_reads))] if keys else []
+    )
+    app.include_router(inventory_routes.router, dependencies=v1_dependencies)
+    app.include_router(sync_routes.router, dependencies=v1_dependencies)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
-    _declare_problem_schema(app)
+    _declare_problem_schema(app, secured=bool(keys), anonymous_reads=anonymous_reads)
     return app
 
 
-def _declare_problem_schema(app: FastAPI) -> None:
-    """Add the Problem schema to OpenAPI components so every problem response can name it."""
+def _declare_problem_schema(app: FastAPI, *, secured: bool, anonymous_reads: bool) -> None:
+    """Add the Problem schema to OpenAPI components so every problem response can name it;
+    with API keys on, declare the security schemes and 401s too."""
     default_openapi = app.openapi
 
     def openapi() -> dict:
@@ -79,6 +87,8 @@ def _declare_problem_schema(app: FastAPI) -> None:
             schema = default_openapi()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components["Problem"] = Problem.model_json_schema()
+            if secured:
+                declare_security(schema, allow_anonymous_reads=anonymous_reads)
             app.openapi_schema = schema
         return app.openapi_schema
 
