@@ -283,14 +283,18 @@ def acknowledged_are_stored(server: Server, summaries: Sequence[HttpSummary]) ->
 
 
 def bench_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    servers = [("current", REPO)]
+    servers = [("current", REPO, args.log_level)]
     if args.compare_ref:
-        servers.insert(0, (args.compare_ref, export_ref(args.compare_ref, workdir / "ref-code")))
+        code = export_ref(args.compare_ref, workdir / "ref-code")
+        servers.insert(0, (args.compare_ref, code, args.log_level))
+    if args.also_log_level:
+        level = args.also_log_level
+        servers.append((f"current@{level}", REPO, level))
     started: list[Server] = []
     try:
-        for label, code in servers:
+        for label, code, level in servers:
             started.append(
-                start_store(label, workdir / f"srv-{len(started)}", code, log_level=args.log_level)
+                start_store(label, workdir / f"srv-{len(started)}", code, log_level=level)
             )
         summaries: dict[tuple[str, str], HttpSummary] = {}
         for server in started:  # warm-up: imports, first-request caches, page cache
@@ -404,10 +408,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skus", type=int, default=1000)
     parser.add_argument("--log-level", default="INFO", help="server STORE_LOG_LEVEL")
     parser.add_argument("--compare-ref", help="also bench the store_service of this git ref")
+    parser.add_argument(
+        "--also-log-level", help="also bench the current code at this log level (logging's cost)"
+    )
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-drain", action="store_true")
     parser.add_argument("--backlog", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=1000, help="STORE_SYNC_BATCH_SIZE")
+    parser.add_argument("--batch-size", type=int, default=500, help="STORE_SYNC_BATCH_SIZE")
     parser.add_argument("--one-by-one-sample", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
     args = parser.parse_args(argv)
