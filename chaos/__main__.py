@@ -59,18 +59,25 @@ def _run(args: argparse.Namespace) -> int:
         toxiproxy_url=os.environ.get("TOXIPROXY_URL", DEFAULT_TOXIPROXY_URL),
         keep_dir=args.report,
     )
-    results = []
+    failed = []
     for scenario in chosen:
         began = time.monotonic()
         print(f"== {scenario.name} ({args.ops} ops)", flush=True)
-        result = run_scenario(scenario, config)
+        try:
+            result = run_scenario(scenario, config)
+        except Exception as exc:
+            # A stack that cannot start is a failed scenario, not the end of the whole run.
+            print(f"   ERROR: {scenario.name} could not run: {exc!r}", flush=True)
+            failed.append(scenario.name)
+            continue
         paths = write_reports(result, args.report)
-        results.append(result)
+        if not result.passed:
+            failed.append(scenario.name)
         print(summary_line(summary_row(result)), flush=True)
         print(f"   {time.monotonic() - began:.0f} s; report {paths['markdown']}", flush=True)
-    summary = write_summary(results, args.report)
-    print(f"summary: {summary}")
-    return 0 if all(r.passed for r in results) else 1
+    summary = write_summary(args.report)
+    print(f"summary: {summary}; failed: {', '.join(failed) or 'none'}")
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

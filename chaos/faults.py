@@ -8,6 +8,7 @@ is safe to call twice and after a failed `open()`.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -34,29 +35,62 @@ class FaultWindow:
     opened_at: float | None = None
     healed_at: float | None = None
     _toxics: list[tuple[str, str]] = field(default_factory=list)
+    _toxics_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop_flapping: threading.Event = field(default_factory=threading.Event)
+    _flapper: threading.Thread | None = None
 
     def note(self, label: str) -> None:
         self.events.append(Event(time.time(), label))
 
     def open(self) -> None:
         self.opened_at = time.time()
+        self._add_toxics()
         client = self.stack.toxiproxy
-        for n, toxic in enumerate(self.scenario.toxics):
-            proxy = self.stack.proxies[toxic.proxy].name
-            added = client.add_toxic(
-                proxy,
-                toxic.type,
-                dict(toxic.attributes),
-                stream=toxic.stream,
-                toxicity=toxic.toxicity,
-                name=f"chaos-{n}-{toxic.type}-{toxic.stream}",
-            )
-            self._toxics.append((proxy, added.name))
         for proxy_name in self.scenario.cuts:
             client.disable(self.stack.proxies[proxy_name].name)
         if self.scenario.sim_faults:
             self.stack.sim.set_faults(self.scenario.sim_faults)
         self.note("fault window opens")
+        if self.scenario.flap is not None and self.scenario.toxics:
+            self._flapper = threading.Thread(target=self._flap, name="chaos-flap", daemon=True)
+            self._flapper.start()
+
+    def _add_toxics(self) -> None:
+        client = self.stack.toxiproxy
+        with self._toxics_lock:
+            for n, toxic in enumerate(self.scenario.toxics):
+                proxy = self.stack.proxies[toxic.proxy].name
+                added = client.add_toxic(
+                    proxy,
+                    toxic.type,
+                    dict(toxic.attributes),
+                    stream=toxic.stream,
+                    toxicity=toxic.toxicity,
+                    name=f"chaos-{n}-{toxic.type}-{toxic.stream}",
+                )
+                self._toxics.append((proxy, added.name))
+
+    def _remove_toxics(self) -> None:
+        with self._toxics_lock:
+            for proxy, name in self._toxics:
+                self.stack.toxiproxy.remove_toxic(proxy, name, missing_ok=True)
+            self._toxics.clear()
+
+    def _flap(self) -> None:
+        """Toggle the toxics (on, off, on...) until the heal.
+
+        Why: a sync run fetches its token on a fresh connection before its first batch, so a
+        toxic that is always on breaks the token call and the batch is never sent. Toxics
+        that come and go land on connections that already hold a token, mid-batch, after
+        central has applied it: the case that must come back `duplicate` on resend.
+        """
+        assert self.scenario.flap is not None
+        on, off = self.scenario.flap
+        while not self._stop_flapping.wait(on):
+            self._remove_toxics()
+            if self._stop_flapping.wait(off):
+                return
+            self._add_toxics()
 
     def run_process_faults(self) -> None:
         """Perform each process action at its offset from the opening (blocks until done)."""
@@ -101,9 +135,10 @@ class FaultWindow:
 
     def heal(self) -> None:
         client = self.stack.toxiproxy
-        for proxy, name in self._toxics:
-            client.remove_toxic(proxy, name, missing_ok=True)
-        self._toxics.clear()
+        self._stop_flapping.set()
+        if self._flapper is not None:
+            self._flapper.join(timeout=30)
+        self._remove_toxics()
         for proxy_name in self.scenario.cuts:
             try:
                 client.enable(self.stack.proxies[proxy_name].name)

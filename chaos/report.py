@@ -5,25 +5,27 @@ show)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from chaos import scenarios
 from chaos.runner import RunResult
 from chaos.scenarios import Scenario
 from chaos.timeline import write_timeline
 
 SUMMARY_HEADER = (
     "| scenario | ops | requests | acknowledged | refused | retried | unknown (applied) | synced | "
-    "parked | lost | duplicated | unexpected | converged in | result |\n"
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    "parked | lost | duplicated | unexpected | central replays / conflicts | converged in | "
+    "result |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 
 
 def summary_row(result: RunResult) -> dict[str, Any]:
     c = result.check
     ttc = result.time_to_converge
+    totals = result.central_stats.get("totals", {})
     return {
         "scenario": result.scenario.name,
         "ops": c.operations,
@@ -38,6 +40,8 @@ def summary_row(result: RunResult) -> dict[str, Any]:
         "lost": len(c.lost),
         "duplicated": len(c.duplicated),
         "unexpected": len(c.unexpected),
+        "central_duplicates": int(totals.get("duplicate", 0)),
+        "central_conflicts": int(totals.get("conflict", 0)),
         "time_to_converge_seconds": None if ttc is None else round(ttc, 1),
         "passed": result.passed,
     }
@@ -50,6 +54,7 @@ def summary_line(row: dict[str, Any]) -> str:
         f"{row['refused']} | {row['retried']} | {row['unknown']} ({row['unknown_applied']}) | "
         f"{row['synced']} | "
         f"{row['parked']} | {row['lost']} | {row['duplicated']} | {row['unexpected']} | "
+        f"{row['central_duplicates']} / {row['central_conflicts']} | "
         f"{'—' if ttc is None else f'{ttc:.1f} s'} | {'pass' if row['passed'] else '**FAIL**'} |"
     )
 
@@ -168,12 +173,18 @@ def write_reports(result: RunResult, directory: Path) -> dict[str, Path]:
     return paths
 
 
-def write_summary(results: Sequence[RunResult], directory: Path) -> Path:
+def write_summary(directory: Path) -> Path:
+    """summary.md/.json over every scenario report in `directory`, in scenario order, so
+    scenarios run by separate commands into one folder end up in one table."""
+    order = {s.name: n for n, s in enumerate(scenarios.SCENARIOS)}
+    rows = [
+        json.loads(path.read_text())["summary"]
+        for path in directory.glob("*.json")
+        if path.name != "summary.json"
+    ]
+    rows.sort(key=lambda row: (order.get(row["scenario"], len(order)), row["scenario"]))
     path = directory / "summary.md"
-    lines = ["# Chaos run summary", "", SUMMARY_HEADER]
-    lines += [summary_line(summary_row(r)) for r in results]
+    lines = ["# Chaos run summary", "", SUMMARY_HEADER, *map(summary_line, rows)]
     path.write_text("\n".join(lines) + "\n")
-    (directory / "summary.json").write_text(
-        json.dumps([summary_row(r) for r in results], indent=2) + "\n"
-    )
+    (directory / "summary.json").write_text(json.dumps(rows, indent=2) + "\n")
     return path

@@ -73,6 +73,8 @@ class Scenario:
     sim_faults: Mapping[str, object] = field(default_factory=_frozen)  # PUT /_sim/faults
     process_faults: tuple[ProcessFault, ...] = ()
     competing: CompetingWriter | None = None
+    # (on, off) seconds: the toxics come and go during the window instead of staying on.
+    flap: tuple[float, float] | None = None
     store_env: Mapping[str, object] = field(default_factory=_frozen)
     traffic_seconds: float = 12.0  # the ops are paced over this long
     fault_at: float = 3.0
@@ -102,12 +104,15 @@ BASE_STORE_ENV: Mapping[str, str] = MappingProxyType(
     }
 )
 
+# Toxics on central flap (1 s on, 0.7 s off), see FaultWindow._flap for why.
+_FLAP = (1.0, 0.7)
 # Slow every central answer enough that a batch is in flight when the worker is killed.
 _SLOW_CENTRAL = ToxicFault("central", "latency", _frozen({"latency": 400, "jitter": 100}))
 # The CI subset must stay well under 5 minutes on two busy cores (each scenario costs ~30 s
 # of process start-up alone there), so single faults that a CI combination covers run only
 # in the full set.
 _IN_CI_COMBO = "covered in CI by combo-drop-conflict-kill (CI time budget)"
+_IN_CI_COMBO_CUT = "CI time budget; combo-drop-conflict-kill loses responses in CI"
 _CI_BUDGET = "CI time budget (each CI scenario costs 30-50 s on two busy cores)"
 _HEAVY_BROKER_RESTART = (
     "restarts the shared RabbitMQ node (10-30 s, disturbs every other user of the broker); "
@@ -117,24 +122,35 @@ _HEAVY_BROKER_RESTART = (
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="central-latency-over-timeout",
-        description="3 s latency on central's answers, twice the store's 1.5 s read timeout: "
-        "central applies, the store times out and resends; replays must be duplicates.",
-        toxics=(ToxicFault("central", "latency", _frozen({"latency": 3000})),),
+        description="Latency of 1.6 s ± 1 s on central's answers, above the store's 1.5 s read "
+        "timeout on average: a run whose token gets through and whose bulk answer does not "
+        "times out after central applied the batch; the resend must come back `duplicate`.",
+        toxics=(ToxicFault("central", "latency", _frozen({"latency": 1600, "jitter": 1000})),),
         ci=True,
     ),
     Scenario(
         name="central-timeout-toxic",
-        description="Toxiproxy `timeout` on central's answers: data stops, the connection "
-        "closes after 2 s; requests reach central, responses never come back.",
+        description="Toxiproxy `timeout` on central's answers, flapping: data stops and the "
+        "connection closes after 2 s; requests reach central, responses never come back.",
         toxics=(ToxicFault("central", "timeout", _frozen({"timeout": 2000})),),
+        flap=_FLAP,
         not_in_ci_because="same effect as central-latency-over-timeout; kept for the full run",
     ),
     Scenario(
         name="central-reset-peer",
-        description="TCP RST on the first byte of half of central's answers (reset_peer "
-        "mid-response, after central committed).",
-        toxics=(ToxicFault("central", "reset_peer", _frozen({"timeout": 0}), toxicity=0.5),),
+        description="reset_peer 150 ms after a connection's first request (the token call): "
+        "the TCP RST lands while the first bulk call is in flight, often after central "
+        "committed it.",
+        toxics=(ToxicFault("central", "reset_peer", _frozen({"timeout": 150}), stream="upstream"),),
         not_in_ci_because=_IN_CI_COMBO,
+    ),
+    Scenario(
+        name="central-response-cut",
+        description="limit_data: each connection to central closes after 2 KB of answers; "
+        "the token (~0.5 KB) gets through, bulk answers are cut mid-response after central "
+        "applied the batch.",
+        toxics=(ToxicFault("central", "limit_data", _frozen({"bytes": 2048})),),
+        not_in_ci_because=_IN_CI_COMBO_CUT,
     ),
     Scenario(
         name="central-bandwidth-starvation",

@@ -7,6 +7,7 @@ are process events (kills, restarts, key rotations). Matplotlib's Agg backend: n
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,13 +22,19 @@ if TYPE_CHECKING:
 FAULT_COLOR = "#f4a261"
 
 
+def _count(counts: dict[str, int] | None, *states: str) -> float:
+    if counts is None:
+        return math.nan
+    return float(sum(counts.get(state, 0) for state in states))
+
+
 def write_timeline(result: RunResult, path: Path) -> None:
     t0 = result.started_at
-    points = [(s.at - t0, s.counts) for s in result.samples if s.counts is not None]
-    times = [t for t, _ in points]
-    backlog = [c.get("pending", 0) + c.get("in_flight", 0) for _, c in points]
-    parked = [c.get("conflict", 0) for _, c in points]
-    synced = [c.get("synced", 0) for _, c in points]
+    # NaN where the API did not answer, so the curves break instead of bridging the gap.
+    times = [s.at - t0 for s in result.samples]
+    backlog = [_count(s.counts, "pending", "in_flight") for s in result.samples]
+    parked = [_count(s.counts, "conflict") for s in result.samples]
+    synced = [_count(s.counts, "synced") for s in result.samples]
     gaps = [s.at - t0 for s in result.samples if s.counts is None]
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True)

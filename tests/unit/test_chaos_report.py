@@ -49,6 +49,18 @@ def test_a_failing_run_names_the_lost_operations(tmp_path: Path) -> None:
     failing = result(lost=["op-7"])
     paths = write_reports(failing, tmp_path)
     assert "**lost** (1): op-7" in paths["markdown"].read_text()
-    summary = write_summary([result(), failing], tmp_path).read_text()
-    assert summary.count("| broker-cut |") == 2
+    summary = write_summary(tmp_path).read_text()
+    assert summary.count("| broker-cut |") == 1
     assert "**FAIL**" in summary
+
+
+def test_the_summary_gathers_every_report_in_the_folder_in_scenario_order(
+    tmp_path: Path,
+) -> None:
+    write_reports(result(), tmp_path)
+    other = result()
+    other.scenario = scenarios.get("central-latency-over-timeout")
+    write_reports(other, tmp_path)
+    lines = write_summary(tmp_path).read_text().splitlines()
+    rows = [line.split(" | ")[0] for line in lines if line.startswith("| ") and "---" not in line]
+    assert rows[1:] == ["| central-latency-over-timeout", "| broker-cut"]
