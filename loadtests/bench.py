@@ -159,6 +159,7 @@ class WrkRun:
     p99_ms: float
     wrk_cpu_share: float  # of the whole machine (all cores)
     server_cpu_share: float
+    server_cpu_us_per_request: float  # robust to other load on the machine, unlike req/s
 
     @property
     def rps(self) -> float:
@@ -226,6 +227,10 @@ def run_wrk(
         p99_ms=data["p99_us"] / 1000,
         wrk_cpu_share=(wrk_last - wrk_before) / hz / wall / cores,
         server_cpu_share=(server_after - server_before) / hz / wall / cores,
+        server_cpu_us_per_request=(server_after - server_before)
+        / hz
+        * 1e6
+        / max(1, data["requests"]),
     )
 
 
@@ -267,6 +272,7 @@ class HttpSummary:
             "socket_errors_total": sum(r.socket_errors for r in self.runs),
             "wrk_cpu_share": self.spread("wrk_cpu_share").as_dict(),
             "server_cpu_share": self.spread("server_cpu_share").as_dict(),
+            "server_cpu_us_per_request": self.spread("server_cpu_us_per_request").as_dict(),
             "runs": [{**r.__dict__, "rps": r.rps} for r in self.runs],
         }
 
@@ -324,7 +330,8 @@ def bench_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     print(
                         f"  rep {rep + 1} {server.label:>10} {kind:8} {run.rps:8,.0f} req/s "
                         f"p50 {run.p50_ms:6.1f} ms p99 {run.p99_ms:6.1f} ms "
-                        f"non-2xx {run.non_2xx} wrk cpu {run.wrk_cpu_share:.0%}",
+                        f"non-2xx {run.non_2xx} wrk cpu {run.wrk_cpu_share:.0%} "
+                        f"server {run.server_cpu_us_per_request:.0f} us CPU/req",
                         flush=True,
                     )
         result: dict[str, Any] = {"servers": {}}
@@ -358,8 +365,8 @@ def render(report: dict[str, Any]) -> str:
         "connections, median [min-max]",
         "",
         "| server | measure | req/s | p50 ms | p99 ms | non-2xx | ratio to (a) | wrk CPU | "
-        "server CPU |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "server CPU | server CPU us/req |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, s in report.get("http", {}).get("servers", {}).items():
         for key, name in (("ceiling", "(a) trivial POST"), ("update", "(b) update")):
@@ -369,12 +376,12 @@ def render(report: dict[str, Any]) -> str:
                 f"| {label} | {name} | {_fmt(d['rps'])} | {_fmt(d['p50_ms'], 1)} | "
                 f"{_fmt(d['p99_ms'], 1)} | {d['non_2xx_total']} (+{d['socket_errors_total']} "
                 f"socket) | {ratio} | {_fmt(d['wrk_cpu_share'], 2)} | "
-                f"{_fmt(d['server_cpu_share'], 2)} |"
+                f"{_fmt(d['server_cpu_share'], 2)} | {_fmt(d['server_cpu_us_per_request'])} |"
             )
         check = s["durability_check"]
         lines.append(
             f"|  | durability | {check['acknowledged']:,} acknowledged updates, "
-            f"{check['rows']:,} change rows | | | | | | |"
+            f"{check['rows']:,} change rows | | | | | | | |"
         )
     drain = report.get("drain")
     if drain:
