@@ -19,20 +19,26 @@ from central_sim import storage
 from central_sim.db import Database
 from central_sim.ledger import MAX_ABS_DELTA, SKU_PATTERN, JournalEntry, JournalKind, Stock
 from central_sim.metrics import Metrics
+from central_sim.schemas import whole_int
 
 STATE_NAME = "competing_writer"
 log = structlog.get_logger("central_sim.competing")
 
 
+# A JSON integer (5.0 included, as everywhere in central_sim); zero allowed in a range bound.
+Delta = whole_int(ge=-MAX_ABS_DELTA, le=MAX_ABS_DELTA)
+
+
 class CompetingWriterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    rate_per_second: float = Field(gt=0, le=1000, description="Adjustments per second.")
+    # At least one per 100 s: a vanishing rate (5e-324) overflowed the thread's wait timeout.
+    rate_per_second: float = Field(ge=0.01, le=1000, description="Adjustments per second.")
     skus: list[Annotated[str, StringConstraints(pattern=SKU_PATTERN)]] = Field(
         min_length=1, max_length=10_000
     )
-    min_delta: int = Field(-3, ge=-MAX_ABS_DELTA, le=MAX_ABS_DELTA)
-    max_delta: int = Field(3, ge=-MAX_ABS_DELTA, le=MAX_ABS_DELTA)
+    min_delta: Delta = -3
+    max_delta: Delta = 3
     max_seconds: float = Field(600, gt=0, le=86_400, description="Stops by itself after this.")
 
     @model_validator(mode="after")

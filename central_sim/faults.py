@@ -6,10 +6,14 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from central_sim.ledger import SKU_PATTERN
-from central_sim.schemas import WholeInt
+from central_sim.schemas import whole_int
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 SkuKey = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
+ConflictCount = whole_int(ge=0, le=1_000_000)
+RetryAfter = whole_int(ge=0, le=3600)
+Millis = whole_int(ge=0, le=60_000)
+TokenTtl = whole_int(ge=1, le=86_400)
 
 
 class Faults(BaseModel):
@@ -45,17 +49,17 @@ class FaultsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     conflict_rate: Rate | None = None
-    conflict_next: dict[SkuKey, Annotated[WholeInt, Field(ge=0, le=1_000_000)]] | None = Field(
+    conflict_next: dict[SkuKey, ConflictCount] | None = Field(
         None, json_schema_extra={"propertyNames": {"pattern": SKU_PATTERN}}
     )
     error_rate: Rate | None = None
     throttle_rate: Rate | None = None
-    throttle_retry_after_seconds: Annotated[WholeInt, Field(ge=0, le=3600)] | None = None
-    latency_ms: Annotated[WholeInt, Field(ge=0, le=60_000)] | None = None
-    latency_jitter_ms: Annotated[WholeInt, Field(ge=0, le=60_000)] | None = None
+    throttle_retry_after_seconds: RetryAfter | None = None
+    latency_ms: Millis | None = None
+    latency_jitter_ms: Millis | None = None
     drop_response_rate: Rate | None = None
     auth_failure_rate: Rate | None = None
-    token_ttl_seconds: Annotated[WholeInt, Field(ge=1, le=86_400)] | None = None
+    token_ttl_seconds: TokenTtl | None = None
 
 
 def merge(current: Faults, update: FaultsUpdate) -> Faults:

@@ -100,6 +100,9 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             for status, response in operation.get("responses", {}).items():
                 if status.isdigit() and int(status) >= 400:
                     response.update(_problem_content())
+    metrics = schema["paths"].get("/metrics", {}).get("get")
+    if metrics:  # Prometheus text exposition, not the JSON the generated route claims
+        metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
     app.openapi_schema = schema
     return schema
 

@@ -17,18 +17,25 @@ def _integral_float_to_int(value: object) -> object:
 # A JSON integer: 5 and 5.0 (JSON Schema calls both integers) pass; "5", 5.5 and true are
 # client bugs, refused rather than guessed at.
 WholeInt = Annotated[int, BeforeValidator(_integral_float_to_int), Strict()]
-Delta = Annotated[
-    WholeInt,
-    Field(ge=-MAX_ABS_DELTA, le=MAX_ABS_DELTA, json_schema_extra={"not": {"const": 0}}),
-]
-Version = Annotated[WholeInt, Field(ge=0)]
+
+
+def whole_int(**field: Any) -> Any:
+    """`WholeInt` with bounds (`ge`, `le`, ...). The bounds must come before the validators:
+    `Annotated[WholeInt, Field(ge=0)]` leaks `"ge": 0` into the JSON Schema instead of
+    `"minimum": 0`, so generators and clients never see the bound (found by Schemathesis)."""
+    return Annotated[int, Field(**field), Strict(), BeforeValidator(_integral_float_to_int)]
+
+
+Delta = whole_int(ge=-MAX_ABS_DELTA, le=MAX_ABS_DELTA, json_schema_extra={"not": {"const": 0}})
+Version = whole_int(ge=0)
 
 
 class TokenRequest(BaseModel):
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
             "example": {"service_name": "inventory-service", "service_secret": "<secret>"}
-        }
+        },
     )
 
     service_name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -59,7 +66,7 @@ class InventoryItem(BaseModel):
 
 class AdjustRequest(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"example": {"sku": "SKU-1", "delta": -2, "version": 7}}
+        extra="forbid", json_schema_extra={"example": {"sku": "SKU-1", "delta": -2, "version": 7}}
     )
 
     sku: Sku
@@ -90,7 +97,10 @@ class AdjustResponse(BaseModel):
 
 
 class BulkItem(BaseModel):
-    """One bulk item, validated on its own so a bad item never fails the batch."""
+    """One bulk item, validated on its own so a bad item never fails the batch; an item with
+    unknown fields is an `invalid_item` (a typo must not be applied as something else)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     sku: Sku
     delta: Delta
@@ -100,6 +110,7 @@ class BulkItem(BaseModel):
 
 class BulkSyncRequest(BaseModel):
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
             "example": {
                 "items": [
@@ -107,7 +118,7 @@ class BulkSyncRequest(BaseModel):
                     {"sku": "SKU-2", "delta": 5, "version": None, "operation_id": "op-2"},
                 ]
             }
-        }
+        },
     )
 
     # Loosely typed on purpose: each item is validated alone (see BulkItem).

@@ -89,6 +89,10 @@ def _declare_problem_schema(app: FastAPI, *, secured: bool, anonymous_reads: boo
             components["Problem"] = Problem.model_json_schema()
             if secured:
                 declare_security(schema, allow_anonymous_reads=anonymous_reads)
+            metrics = schema.get("paths", {}).get("/metrics", {}).get("get")
+            if metrics:  # Prometheus text exposition, not the JSON the generated route claims
+                text = {"text/plain": {"schema": {"type": "string"}}}
+                metrics["responses"]["200"]["content"] = text
             app.openapi_schema = schema
         return app.openapi_schema
 

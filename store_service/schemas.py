@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from store_service.domain import MAX_ABS_DELTA
 
@@ -13,6 +13,18 @@ Sku = Annotated[
     str,
     Field(pattern=SKU_PATTERN, min_length=1, max_length=64, examples=["SKU-1001"]),
 ]
+
+
+def _integral_float_to_int(value: object) -> object:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# JSON Schema (and so OpenAPI 3.1) calls 5.0 an integer: accept it as 5, like central does.
+# "5", 5.5 and true stay refused (the model is strict).
+JsonInt = Annotated[int, BeforeValidator(_integral_float_to_int)]
+# Bounds before the validator: on `JsonInt | None` they would leak out of the JSON Schema as
+# `"ge"`/`"le"`, which no client or generator understands.
+Version = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_integral_float_to_int)]
 ChangeStatus = Literal["pending", "in_flight", "synced", "conflict", "rejected", "discarded"]
 
 
@@ -30,10 +42,13 @@ class UpdateRequest(BaseModel):
         },
     )
 
-    delta: int = Field(
+    delta: JsonInt = Field(
         ge=-MAX_ABS_DELTA,
         le=MAX_ABS_DELTA,
         description="Non-zero change to apply; negative sells, positive receives.",
+        # The validator below refuses 0; say so in the schema too, or clients and generators
+        # would take 0 for valid (found by Schemathesis' positive_data_acceptance).
+        json_schema_extra={"not": {"const": 0}},
     )
     operation_id: str = Field(
         min_length=1,
@@ -41,10 +56,8 @@ class UpdateRequest(BaseModel):
         pattern=OPERATION_ID_PATTERN,
         description="Client-chosen idempotency key (a UUID is recommended).",
     )
-    version: int | None = Field(
+    version: Version | None = Field(
         default=None,
-        ge=0,
-        le=2**53,
         description="The local version the caller last saw; omit to apply unconditionally.",
     )
 

@@ -25,6 +25,7 @@ router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
 log = structlog.get_logger("central_sim.inventory")
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, examples=["SKU-1"])]
 REPLAYED = {"Idempotent-Replayed": "true"}
+READ_ITEM = "read_item_v1_inventory__sku__get"  # FastAPI's generated operationId
 
 
 def _dropped() -> ProblemError:
@@ -54,6 +55,10 @@ async def read_item(sku: SkuPath, rt: RuntimeDep, _service: ReaderDep) -> Invent
             "description": "Applied, or a replay of an applied key (`status: duplicate`, "
             "header `Idempotent-Replayed: true`)",
             "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}}},
+            # For stateful testing (and readers): what was adjusted can be read back.
+            "links": {
+                "ReadItem": {"operationId": READ_ITEM, "parameters": {"sku": "$request.path.sku"}}
+            },
         },
         **problem_responses(400, 401, 409, 413, 422, 429, 502, 503),
     },

@@ -5,15 +5,16 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from central_sim import operations
 from central_sim.api.deps import AdminDep, RuntimeDep
+from central_sim.api.inventory import READ_ITEM
 from central_sim.competing import CompetingWriterConfig
 from central_sim.faults import Faults, FaultsUpdate
 from central_sim.ledger import SKU_PATTERN
 from central_sim.problems import problem_responses
-from central_sim.schemas import InventoryItem, WholeInt
+from central_sim.schemas import InventoryItem, whole_int
 
 router = APIRouter(
     prefix="/_sim",
@@ -25,8 +26,13 @@ log = structlog.get_logger("central_sim.sim")
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, examples=["SKU-1"])]
 
 
+SeedQuantity = whole_int(ge=0, le=10**12, examples=[100])
+
+
 class SeedRequest(BaseModel):
-    quantity: WholeInt = Field(ge=0, le=10**12, examples=[100])
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: SeedQuantity
 
 
 class InventoryPage(BaseModel):
@@ -102,7 +108,25 @@ class Stats(BaseModel):
     journal_entries: int
 
 
-@router.put("/inventory/{sku}", response_model=InventoryItem, summary="Seed a SKU's quantity")
+@router.put(
+    "/inventory/{sku}",
+    response_model=InventoryItem,
+    summary="Seed a SKU's quantity",
+    responses={
+        200: {
+            "description": "The seeded SKU",
+            # For stateful testing: a seeded SKU can be read and adjusted.
+            "links": {
+                "ReadItem": {"operationId": READ_ITEM, "parameters": {"sku": "$request.path.sku"}},
+                "Adjust": {
+                    "operationId": "adjust_v1_inventory__sku__adjust_post",
+                    "parameters": {"sku": "$request.path.sku"},
+                    "requestBody": {"sku": "$request.path.sku", "delta": -1},
+                },
+            },
+        }
+    },
+)
 def seed(sku: SkuPath, body: SeedRequest, rt: RuntimeDep) -> InventoryItem:
     stock = operations.seed(rt, sku=sku, quantity=body.quantity)
     log.info("seeded", sku=sku, quantity=body.quantity)

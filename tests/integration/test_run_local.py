@@ -59,6 +59,7 @@ def test_one_command_runs_the_stack_and_syncs_on_the_dev_broker(tmp_path: Path) 
         )
         item = httpx.get(f"{api}/v1/local/inventory/QS-1").json()
         assert (item["central_quantity"], item["pending_count"]) == (4, 0)
+        wait_for(lambda: "\nbeat    |" in (tmp_path / "stack.log").read_text(), 60, "beat to start")
     finally:
         stack.send_signal(signal.SIGINT)
         code = stack.wait(timeout=60)

@@ -1,0 +1,69 @@
+"""Shared pieces of the in-process contract tests: config from the repo's schemathesis.toml,
+CI bounds, and counters of generated cases."""
+
+import json
+import os
+import tomllib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import schemathesis
+
+from tests.support.central import CentralSim, sim_env
+from tests.support.processes import REPO_ROOT, ManagedProcess, uvicorn_argv, wait_http_ok
+
+# CI bounds: enough for thousands of cases per API across phases, within the 3-minute budget on
+# a shared 2-core machine. Raise them locally: CONTRACT_MAX_EXAMPLES=300 uv run pytest -m contract
+MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "60"))
+STATEFUL_EXAMPLES = int(os.environ.get("CONTRACT_STATEFUL_EXAMPLES", "40"))
+STATEFUL_STEPS = 8
+# pytest-timeout per test: a runaway operation fails instead of eating the CI budget.
+OPERATION_TIMEOUT_SECONDS = 120
+
+# Cases sent, by test module and phase; printed at the end (README records them).
+CASES: Counter[str] = Counter()
+
+
+def load_config(*, title: str, auth: dict[str, Any] | None = None) -> schemathesis.Config:
+    """schemathesis.toml for the project `title`, with CI-sized generation and, if given, that
+    project's auth replaced (`${VAR}` substitution happens here, from os.environ)."""
+    data = tomllib.loads((REPO_ROOT / "schemathesis.toml").read_text())
+    data.pop("hooks", None)  # the checks are imported by the test modules themselves
+    data["generation"] = {**data.get("generation", {}), "max-examples": MAX_EXAMPLES}
+    projects = [p for p in data.pop("project", []) if p["title"] == title]
+    for project in projects:
+        if auth is not None:
+            project["auth"] = auth
+        data.update({k: v for k, v in project.items() if k != "title"})
+    return schemathesis.Config.from_dict(data)
+
+
+def stateful_settings() -> hypothesis.settings:
+    return hypothesis.settings(
+        max_examples=STATEFUL_EXAMPLES,
+        stateful_step_count=STATEFUL_STEPS,
+        deadline=None,
+        suppress_health_check=list(hypothesis.HealthCheck),
+        database=None,
+    )
+
+
+def start_sim_on_port(tmp_path: Path, port: int, services: dict[str, str]) -> CentralSim:
+    """A central_sim subprocess on a port chosen before the app under test was configured (the
+    ASGI schemas are built at import, so the store's central_url must be known by then)."""
+    env, admin_token, services = sim_env(tmp_path, SERVICES=json.dumps(services))
+    process = ManagedProcess(
+        f"central_sim-{port}",
+        uvicorn_argv("central_sim.main:app", port),
+        env=env,
+        log_dir=tmp_path / "logs",
+    ).start()
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(f"{base_url}/health", process)
+    except BaseException:
+        process.stop()
+        raise
+    return CentralSim(process, base_url, admin_token, services)
