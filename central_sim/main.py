@@ -21,6 +21,7 @@ from central_sim.config import Settings, load_settings
 from central_sim.logs import configure_logging
 from central_sim.metrics import Metrics
 from central_sim.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from central_sim.request_ids import RequestIdLogContext
 from central_sim.runtime import open_runtime
 from central_sim.schemas import BulkItem
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return runtime.settings.max_body_bytes if runtime else DEFAULT_MAX_BODY_BYTES
 
     app.add_middleware(BodyLimitMiddleware, limit=body_limit)
+    app.add_middleware(RequestIdLogContext)
     for router in (tokens.router, inventory.router, sim.router, health.router):
         app.include_router(router)
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(

@@ -83,6 +83,21 @@ class Settings(BaseSettings):
         7 * 86_400, ge=0, description="How long a final change's operation_id is kept for replay."
     )
 
+    # Observability (README "Observability")
+    worker_metrics_port: int = Field(
+        9102, ge=0, le=65535, description="Worker's Prometheus port (0: no metrics server)."
+    )
+    worker_metrics_host: str = Field("127.0.0.1", description="Address the worker metrics bind.")
+    worker_heartbeat_seconds: float = Field(
+        10.0, gt=0, description="How often the worker writes its heartbeat (stale after 3x)."
+    )
+    health_cache_seconds: float = Field(
+        5.0, ge=0, description="How long broker/central probes are reused by health checks."
+    )
+    health_backlog_max_age_seconds: float = Field(
+        1800.0, gt=0, description="Oldest pending change older than this: health is degraded."
+    )
+
     # Logging
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(True, description="JSON lines (false: console format).")

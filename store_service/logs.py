@@ -56,6 +56,8 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Python warnings (e.g. Celery's SecurityWarning) become log lines too, not raw stderr text.
+    logging.captureWarnings(True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "alembic"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []

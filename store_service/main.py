@@ -9,10 +9,12 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 
 from store_service import db
+from store_service.api import health as health_routes
 from store_service.api import inventory as inventory_routes
 from store_service.api import sync as sync_routes
 from store_service.api.auth import ApiKeys, api_key_dependency, declare_security
 from store_service.api.deps import StoreRuntime
+from store_service.api.metrics import install_metrics
 from store_service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from store_service.api.problems import Problem, install_problem_handlers
 from store_service.config import Settings, get_settings
@@ -71,8 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(inventory_routes.router, dependencies=v1_dependencies)
     app.include_router(sync_routes.router, dependencies=v1_dependencies)
+    app.include_router(health_routes.router)  # unauthenticated: probes and load balancers
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
+    install_metrics(app, settings)  # last: its middleware is outermost and sees every answer
     _declare_problem_schema(app, secured=bool(keys), anonymous_reads=anonymous_reads)
     return app
 

@@ -84,6 +84,8 @@ class SyncReport:
     purged: int = 0
     stopped_reason: str = "drained"
     error: str | None = None
+    # The delays given to changes put back after a transient failure (for the metrics).
+    backoff_delays: list[float] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
@@ -102,6 +104,7 @@ class SyncReport:
             "purged": self.purged,
             "stopped_reason": self.stopped_reason,
             "error": self.error,
+            "retried": len(self.backoff_delays),
         }
 
 
@@ -365,6 +368,7 @@ class _Run:
                 )
                 for change in batch
             ]
+            self.report.backoff_delays.extend(when - now for _id, when in retries)
             outbox.put_back(
                 self.conn,
                 retries,

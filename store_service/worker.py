@@ -27,9 +27,10 @@ from typing import Any
 from celery import Celery, signals
 from kombu import Exchange, Queue
 
+from store_service import worker_signals  # noqa: F401 (connects the signal handlers)
 from store_service.config import Settings, get_settings
 from store_service.logs import configure_logging
-from store_service.sync import run_sync
+from store_service.worker_metrics import run_metered_sync
 
 SYNC_TASK = "store_service.sync"
 PING_TASK = "store_service.ping"
@@ -106,6 +107,9 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_default_exchange_type="topic",
         task_default_routing_key=settings.sync_queue,
         worker_hijack_root_logger=False,
+        # Tasks run in the worker's main process, so its metrics server sees every counter
+        # (see store_service/worker_metrics.py); `--pool=solo` works too, prefork does not.
+        worker_pool="threads",
         beat_schedule={
             "store-sync": {
                 "task": SYNC_TASK,
@@ -119,7 +123,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
     @app.task(name=SYNC_TASK, acks_late=True, reject_on_worker_lost=True)
     def sync_task() -> dict[str, Any]:
         """One sync run (all the work is in store_service.sync.run_sync)."""
-        return run_sync(settings).as_dict()
+        return run_metered_sync(settings).as_dict()
 
     @app.task(name=PING_TASK)
     def ping() -> str:

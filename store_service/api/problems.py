@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://store-service.dev/problems/"
+# The slug of the problem a request was answered with, kept on `request.state` for metrics.
+PROBLEM_SLUG_STATE = "problem_slug"
 
 log = structlog.get_logger(__name__)
 
@@ -65,6 +67,7 @@ def problem_response(
         body["detail"] = detail
     if request is not None:
         body["instance"] = request.url.path
+        setattr(request.state, PROBLEM_SLUG_STATE, slug)
     body.update(extensions)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

@@ -1,0 +1,336 @@
+"""Observability over the real stack: store API, Celery worker and beat, RabbitMQ, central_sim.
+
+The store's broker traffic goes through a Toxiproxy proxy so the test can cut the broker
+without stopping the shared RabbitMQ; central_sim is our own process, stopped and restarted.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from chaos.toxiproxy import ToxiproxyClient, ToxiproxyError
+from tests.support.central import restart_central_sim
+from tests.support.metrics import scrape
+from tests.support.processes import REPO_ROOT, ManagedProcess, free_port, require
+from tests.support.services import TOXIPROXY_SCRIPT, toxiproxy_url
+from tests.support.stack import Stack, _wait_ready_after, celery_argv, start_stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+HEALTHCHECK = REPO_ROOT / "bin" / "worker_healthcheck.py"
+
+
+def _quiet_worker(env: dict[str, str], log_dir: Path) -> ManagedProcess:
+    """A worker whose output is log lines only (`--quiet`: no banner printed to stdout)."""
+    node = f"obs-{uuid.uuid4().hex[:6]}@localhost"
+    argv = celery_argv(
+        "--quiet", "worker", "--pool=solo", "--without-mingle", "--without-gossip", "-n", node
+    )
+    process = ManagedProcess("worker", argv, env=env, log_dir=log_dir).start()
+    _wait_ready_after(process, 0)
+    return process
+
+
+@pytest.fixture(scope="module")
+def proxy(rabbitmq_url: str) -> Iterator[tuple[ToxiproxyClient, str, str]]:
+    """A Toxiproxy proxy in front of RabbitMQ: (client, proxy name, broker URL through it)."""
+    client = ToxiproxyClient(toxiproxy_url())
+    try:
+        client.version()
+        answers = True
+    except ToxiproxyError:
+        answers = False
+    require(answers, f"Toxiproxy at {toxiproxy_url()}", f"bash {TOXIPROXY_SCRIPT} ensure")
+    parts = urlsplit(rabbitmq_url)
+    name = f"store-obs-broker-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    client.create_proxy(name, f"127.0.0.1:{port}", f"{parts.hostname}:{parts.port or 5672}")
+    netloc = parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{port}"
+    try:
+        yield client, name, urlunsplit(parts._replace(netloc=netloc))
+    finally:
+        client.delete_proxy(name, missing_ok=True)
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def obs(
+    tmp_path_factory: pytest.TempPathFactory, proxy: tuple[ToxiproxyClient, str, str]
+) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("observability")
+    worker_port = free_port()
+    stack = start_stack(
+        tmp,
+        proxy[2],
+        worker=False,
+        STORE_LOG_JSON="true",
+        STORE_LOG_LEVEL="DEBUG",
+        STORE_WORKER_METRICS_PORT=str(worker_port),
+        STORE_WORKER_HEARTBEAT_SECONDS="1",
+        STORE_HEALTH_CACHE_SECONDS="0.3",
+        STORE_SYNC_INTERVAL_SECONDS="30",
+    )
+    try:
+        # central_sim at INFO, so its log lines (with request ids) can be checked.
+        stack.central.process.env["CENTRAL_SIM_LOG_LEVEL"] = "INFO"
+        stack.central = restart_central_sim(stack.central)
+        # The API as deployed (store_service.serve): JSON from its very first line.
+        port = urlsplit(stack.api.base_url).port
+        stack.api.process.argv = [sys.executable, "-m", "store_service.serve", "--port", str(port)]
+        api_log_offset = stack.api.process.log_path.stat().st_size
+        stack.api.restart()
+        stack.worker = _quiet_worker(stack.env, stack.log_dir)
+        beat = ManagedProcess(
+            "beat", celery_argv("--quiet", "beat"), env=stack.env, log_dir=stack.log_dir
+        ).start()
+        stack.extra.append(beat)
+        yield {
+            "stack": stack,
+            "worker_metrics": f"http://127.0.0.1:{worker_port}/metrics",
+            "api_log_offset": api_log_offset,
+        }
+    finally:
+        proxy[0].enable(proxy[1])
+        stack.stop()
+
+
+ROOT_WARNING = "SecurityWarning: You're running the worker with superuser privileges"
+
+
+def _json_lines(path: Path, offset: int = 0) -> list[dict[str, Any]]:
+    """Every line as JSON; raises on one that is not.
+
+    One exception: run as root (CI machines), Celery warns with `warnings.warn` before any
+    logging is configured, so Python prints that warning as plain text. Images run non-root.
+    """
+    lines: list[dict[str, Any]] = []
+    in_root_warning = False
+    with path.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode()
+    for line in text.splitlines():
+        if ROOT_WARNING in line:
+            in_root_warning = True
+        if in_root_warning and not line.startswith("{"):
+            continue  # the warning's text, up to the first log line
+        in_root_warning = False
+        if line.strip():
+            lines.append(json.loads(line))
+    return lines
+
+
+def _loose_json_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines of a log that also has plain ones (central_sim's uvicorn banner)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def _health(stack: Stack) -> dict[str, Any]:
+    response = stack.http.get(f"{stack.api.base_url}/health")
+    body = dict(response.json())
+    body["http_status"] = response.status_code
+    return body
+
+
+def test_request_id_travels_from_the_trigger_to_the_worker_and_central(obs: dict) -> None:
+    stack: Stack = obs["stack"]
+    request_id = f"obs-{uuid.uuid4().hex}"
+    operation_id = stack.update("SKU-RID", 3)
+    response = stack.http.post(
+        f"{stack.api.base_url}/v1/local/sync/trigger", headers={"X-Request-ID": request_id}
+    )
+    assert response.status_code == 202
+    stack.wait_settled([operation_id])
+
+    def worker_line() -> dict[str, Any] | None:
+        return next(
+            (
+                line
+                for line in _json_lines(stack.worker.log_path)
+                if line.get("request_id") == request_id and line.get("event") == "sync_run_finished"
+            ),
+            None,
+        )
+
+    assert wait_for("the worker's run log line", worker_line, timeout=10)["sent"] >= 1
+    central_lines = [
+        line
+        for line in _loose_json_lines(stack.central.process.log_path)
+        if line.get("request_id") == request_id
+    ]
+    assert any(line.get("event") == "bulk_sync" for line in central_lines), central_lines
+    assert any(line.get("event") == "token_issued" for line in central_lines), central_lines
+
+
+def test_worker_metrics_count_a_real_sync_run(obs: dict) -> None:
+    stack: Stack = obs["stack"]
+    before = scrape(obs["worker_metrics"])
+    operation_ids = [stack.update("SKU-WM", delta) for delta in (5, -1, 2, 7, -3)]
+    stack.wait_settled(operation_ids)
+    after = wait_for(
+        "worker metrics",
+        lambda: (
+            (s := scrape(obs["worker_metrics"])).value("store_sync_items_total", outcome="applied")
+            - before.value("store_sync_items_total", outcome="applied")
+            >= 5
+            and s
+        ),
+        timeout=10,
+    )
+
+    def moved(name: str, **labels: str) -> float:
+        return after.value(name, **labels) - before.value(name, **labels)
+
+    assert moved("store_sync_items_total", outcome="applied") == 5
+    assert moved("store_sync_runs_total", result="drained") >= 1
+    assert moved("store_sync_batch_duration_seconds_count") >= 1
+    assert moved("store_sync_run_duration_seconds_count") >= 1
+    assert moved("store_central_tokens_acquired_total") >= 1
+    api = scrape(f"{stack.api.base_url}/metrics")
+    assert api.value("store_outbox_changes", state="synced") >= 5
+    assert api.value("store_sync_last_success_timestamp_seconds") > 0
+    assert api.value("store_worker_heartbeat_timestamp_seconds") > 0
+
+
+def test_central_failures_count_retries_backoff_and_errors_by_kind(obs: dict) -> None:
+    stack: Stack = obs["stack"]
+    before = scrape(obs["worker_metrics"])
+    stack.faults(error_rate=1.0)
+    try:
+        operation_ids = [stack.update("SKU-ERR", 1), stack.update("SKU-ERR", 2)]
+        assert stack.trigger().status_code == 202
+
+        def failed() -> Any:
+            now = scrape(obs["worker_metrics"])
+            errors = now.value("store_central_errors_total", kind="server_error") - before.value(
+                "store_central_errors_total", kind="server_error"
+            )
+            return now if errors >= 1 else None
+
+        after = wait_for("a counted central error", failed, timeout=15)
+        assert (
+            after.value("store_sync_retries_total") - before.value("store_sync_retries_total") >= 2
+        )
+        backoffs = after.value("store_sync_backoff_seconds_count") - before.value(
+            "store_sync_backoff_seconds_count"
+        )
+        assert backoffs >= 2
+        assert after.value("store_sync_runs_total", result="transient") > before.value(
+            "store_sync_runs_total", result="transient"
+        )
+    finally:
+        stack.clear_faults()
+    stack.wait_settled(operation_ids)
+
+
+def test_health_degrades_when_broker_or_central_go_and_recovers(
+    obs: dict, proxy: tuple[ToxiproxyClient, str, str]
+) -> None:
+    stack: Stack = obs["stack"]
+    client, name, _url = proxy
+
+    def status_is(expected: str, down: str | None = None) -> Any:
+        def probe() -> dict[str, Any] | None:
+            health = _health(stack)
+            if health["status"] != expected:
+                return None
+            if down is not None and health["components"][down]["status"] != "down":
+                return None
+            return health
+
+        return wait_for(f"health {expected} ({down or 'all'})", probe, timeout=20, every=0.3)
+
+    healthy = status_is("ok")
+    assert healthy["http_status"] == 200
+    assert set(healthy["components"]) == {"database", "broker", "central", "worker", "backlog"}
+    assert all("latency_ms" in c for c in healthy["components"].values())
+
+    client.disable(name)
+    try:
+        cut = status_is("degraded", down="broker")
+        assert cut["http_status"] == 200  # local-first: updates are still taken
+        assert stack.http.get(f"{stack.api.base_url}/health/live").status_code == 200
+        assert stack.update("SKU-HEALTH", 1)
+    finally:
+        client.enable(name)
+    status_is("ok")
+
+    stack.central.process.stop()
+    try:
+        gone = status_is("degraded", down="central")
+        assert gone["components"]["broker"]["status"] == "ok"
+        ready = stack.http.get(f"{stack.api.base_url}/health/ready")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded"
+    finally:
+        stack.central = restart_central_sim(stack.central)
+    status_is("ok")
+
+
+def _healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK), "--timeout", "3"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_worker_healthcheck_exits_zero_only_when_this_stores_worker_answers(obs: dict) -> None:
+    stack: Stack = obs["stack"]
+    ok = _healthcheck(stack.env)
+    assert ok.returncode == 0, ok.stderr
+    assert "consume" in ok.stdout
+    other_queue = _healthcheck({**stack.env, "STORE_SYNC_QUEUE": "store.sync.nobody-here"})
+    assert other_queue.returncode == 1
+    assert "none consumes queue store.sync.nobody-here" in other_queue.stderr
+    closed = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
+    no_broker = _healthcheck({**stack.env, "STORE_BROKER_URL": closed})
+    assert no_broker.returncode == 2
+    assert "broker unreachable" in no_broker.stderr
+
+
+def test_no_secret_or_token_in_any_log_line(obs: dict) -> None:
+    """Runs last in the module: every process has logged token fetches, syncs and faults."""
+    stack: Stack = obs["stack"]
+    # One more token-using path: a refresh (token fetch + authorized GET from the API).
+    stack.refresh("SKU-WM")
+    central_env = stack.central.process.env
+    secrets = {
+        "central service secret": stack.env["STORE_CENTRAL_SERVICE_SECRET"],
+        "other service secret": stack.central.services["order-service"],
+        "admin token": stack.central.admin_token,
+        "jwt signing secret": central_env["CENTRAL_SIM_JWT_SECRET"],
+        "an issued token": stack.central.token(),
+    }
+    logs = {
+        "store-api": stack.api.process.log_path,
+        "worker": stack.worker.log_path,
+        "beat": stack.log_dir / "beat.log",
+        "central_sim": stack.central.process.log_path,
+    }
+    for name, path in logs.items():
+        text = path.read_text()
+        assert text.strip(), f"{name} logged nothing"
+        for what, secret in secrets.items():
+            assert secret not in text, f"{what} found in the {name} log"
+        # Any JWT (ours or central's) starts with the base64 of '{"': none may be logged.
+        assert "eyJ" not in text, f"a JWT-looking string in the {name} log"
+        assert "Bearer " not in text, f"an Authorization header in the {name} log"
+        if name != "central_sim":  # central_sim's own format is its business; ours is JSON
+            # (the API's log starts with the plain `uvicorn` run start_stack made; from the
+            # restart under store_service.serve on, every line must be JSON)
+            offset = obs["api_log_offset"] if name == "store-api" else 0
+            lines = _json_lines(path, offset)  # raises on any line that is not JSON
+            assert all("event" in line and "level" in line for line in lines)
+    beat_events = [line["event"] for line in _json_lines(logs["beat"])]
+    assert beat_events, "beat logged through structlog"

@@ -1,0 +1,170 @@
+"""The deployment files: compose files valid against the compose-spec schema (no Docker engine
+needed), their services healthy-gated, Prometheus config and rules accepted by promtool, and
+every metric the dashboard and the alerts query really exported by the services."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from prometheus_client import generate_latest
+
+from central_sim.main import create_app as create_central_app
+from store_service import worker_metrics
+from store_service.config import Settings
+from store_service.main import create_app as create_store_app
+from tests.support.metrics import Scrape, promtool
+from tests.support.processes import REPO_ROOT
+
+COMPOSE = REPO_ROOT / "docker-compose.yml"
+CHAOS_COMPOSE = REPO_ROOT / "docker-compose.chaos.yml"
+DEPLOY = REPO_ROOT / "deploy"
+DASHBOARD = DEPLOY / "grafana" / "dashboards" / "store.json"
+PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+METRIC_NAME = re.compile(r"\b(?:store|central_sim)_[a-zA-Z0-9_]+")
+
+
+def _check_jsonschema(path: Path) -> subprocess.CompletedProcess[str]:
+    # The compose-spec schema is vendored inside check-jsonschema: no network is used.
+    executable = Path(sys.executable).parent / "check-jsonschema"
+    return subprocess.run(
+        [str(executable), "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _compose(path: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load(path.read_text()))
+
+
+@pytest.mark.parametrize("path", [COMPOSE, CHAOS_COMPOSE], ids=lambda p: p.name)
+def test_compose_file_is_valid_against_the_compose_spec(path: Path) -> None:
+    result = _check_jsonschema(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_rejects_a_broken_compose_file(tmp_path: Path) -> None:
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text("services:\n  api:\n    depends_on:\n      db: {condition: whenever}\n")
+    assert _check_jsonschema(broken).returncode != 0
+
+
+def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies() -> None:
+    services = _compose(COMPOSE)["services"]
+    assert {
+        "rabbitmq",
+        "central_sim",
+        "store-api",
+        "worker",
+        "beat",
+        "prometheus",
+        "grafana",
+    } <= set(services)
+    for name, service in services.items():
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert condition == {"condition": "service_healthy"}, (name, dependency)
+    assert "8001:8001" in services["store-api"]["ports"]
+    assert services["beat"]["deploy"]["replicas"] == 1
+    assert [name for name, s in services.items() if " beat" in " ".join(s.get("command", []))] == [
+        "beat"
+    ]
+    worker_check = " ".join(services["worker"]["healthcheck"]["test"])
+    assert "bin/worker_healthcheck.py" in worker_check
+    assert services["worker"]["environment"]["STORE_WORKER_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_chaos_compose_routes_central_and_broker_traffic_through_toxiproxy() -> None:
+    chaos = _compose(CHAOS_COMPOSE)["services"]
+    proxies = {
+        p["name"]: p for p in json.loads((DEPLOY / "toxiproxy" / "toxiproxy.json").read_text())
+    }
+    assert chaos["toxiproxy"]["image"] == "ghcr.io/shopify/toxiproxy:2.5.0"
+    central_port = proxies["central"]["listen"].rsplit(":", 1)[1]
+    broker_port = proxies["rabbitmq"]["listen"].rsplit(":", 1)[1]
+    assert proxies["central"]["upstream"] == "central_sim:8000"
+    assert proxies["rabbitmq"]["upstream"] == "rabbitmq:5672"
+    assert chaos["worker"]["environment"]["STORE_CENTRAL_URL"] == f"http://toxiproxy:{central_port}"
+    for service in ("store-api", "worker", "beat"):
+        assert f"@toxiproxy:{broker_port}/" in chaos[service]["environment"]["STORE_BROKER_URL"]
+        assert chaos[service]["depends_on"]["toxiproxy"] == {"condition": "service_healthy"}
+
+
+def test_prometheus_scrapes_the_api_the_worker_and_central_sim() -> None:
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert targets == {
+        "store-api": ["store-api:8001"],
+        "store-worker": ["worker:9102"],
+        "central_sim": ["central_sim:8000"],
+    }
+
+
+def test_promtool_accepts_the_prometheus_config_and_rules() -> None:
+    tool = promtool()
+    for args in (["check", "config", str(PROMETHEUS)], ["check", "rules", str(ALERTS)]):
+        result = subprocess.run([tool, *args], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _exported_metric_names(tmp_path: Path) -> set[str]:
+    """Names the API, the worker and central_sim export, after a little real traffic."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'store.db'}",
+        data_dir=tmp_path,
+        central_url="http://127.0.0.1:9",
+    )
+    with TestClient(create_store_app(settings)) as api:
+        body = {"delta": 1, "operation_id": "deploy-check"}
+        assert api.post("/v1/local/inventory/SKU-1/update", json=body).status_code == 200
+        names = Scrape(api.get("/metrics").text).families()
+    names |= Scrape(generate_latest(worker_metrics.REGISTRY).decode()).families()
+    central_env = {
+        "CENTRAL_SIM_DATABASE_URL": f"sqlite:///{tmp_path / 'central.db'}",
+        "CENTRAL_SIM_JWT_SECRET": "x" * 48,
+        "CENTRAL_SIM_ADMIN_TOKEN": "admin-token-for-the-deploy-check",
+        "CENTRAL_SIM_SERVICES": json.dumps({"inventory-service": "s" * 32}),
+        "CENTRAL_SIM_SERVICES_FILE": "",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in central_env.items():
+            patch.setenv(key, value)
+        with TestClient(create_central_app()) as central:
+            names |= Scrape(central.get("/metrics").text).families()
+    return names
+
+
+def test_dashboard_and_alerts_query_only_metrics_the_services_export(tmp_path: Path) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    rules = yaml.safe_load(ALERTS.read_text())
+    expressions += [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    used = {name for expr in expressions for name in METRIC_NAME.findall(expr)}
+    assert {"store_updates_total", "store_outbox_oldest_pending_age_seconds"} <= used
+    exported = _exported_metric_names(tmp_path)
+    assert used - exported == set(), f"queried but never exported: {sorted(used - exported)}"
+
+
+def test_dashboard_covers_what_operators_watch() -> None:
+    titles = " ".join(p["title"].lower() for p in json.loads(DASHBOARD.read_text())["panels"])
+    for topic in ("update rate", "latency", "backlog", "age", "sync runs", "conflicts", "errors"):
+        assert topic in titles, topic
+
+
+def test_dockerfile_is_multi_stage_uv_non_root_with_a_healthcheck() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert dockerfile.count("\nFROM ") + dockerfile.startswith("FROM ") >= 2
+    assert "uv sync --frozen" in dockerfile
+    assert "\nUSER store" in dockerfile
+    assert "\nHEALTHCHECK " in dockerfile
