@@ -1,8 +1,10 @@
 """Background observers during a run: the outbox sampler and the periodic sync trigger.
 
 The sampler reads `GET /v1/local/sync/summary` every ~0.5 s (the timeline's backlog and sync
-outcome curves); the trigger loop plays a fast beat (`POST /v1/local/sync/trigger` every few
-seconds) and records every answer, so a broker outage shows as 503s on the timeline.
+outcome curves); the trigger loop plays a fast beat (`POST /v1/local/sync/trigger` every
+second) and records every answer, so a broker outage shows as 503s on the timeline. Frequent
+runs matter: a toxic only bites a run that is in progress, and `STORE_SYNC_SOON_SECONDS` does
+not schedule runs by itself today (see docs/chaos.md, observations).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class Sampler(_Loop):
 
 
 class Trigger(_Loop):
-    def __init__(self, api_url: str, every: float = 3.0) -> None:
+    def __init__(self, api_url: str, every: float = 1.0) -> None:
         super().__init__(every, "chaos-trigger")
         self.answers: list[TriggerAnswer] = []
         # Longer than the API's own publish deadline, so a 503 is seen as a 503.

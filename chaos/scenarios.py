@@ -160,7 +160,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             ToxicFault("central", "bandwidth", _frozen({"rate": 1})),
             ToxicFault("central", "bandwidth", _frozen({"rate": 1}), stream="upstream"),
         ),
-        not_in_ci_because="timeouts like central-latency-over-timeout; kept for the full run",
+        not_in_ci_because=_CI_BUDGET,
     ),
     Scenario(
         name="central-cut-beyond-backoff-cap",
@@ -268,7 +268,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         cuts=("broker",),
         sim_faults=_frozen({"token_ttl_seconds": 2}),
         process_faults=(ProcessFault("rotate_key", 2.0), ProcessFault("restart_central", 4.0)),
-        not_in_ci_because="its parts run in CI one by one; the combination is for the full run",
+        not_in_ci_because=_CI_BUDGET,
     ),
 )
 
