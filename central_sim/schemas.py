@@ -66,7 +66,13 @@ class InventoryItem(BaseModel):
 
 class AdjustRequest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"example": {"sku": "SKU-1", "delta": -2, "version": 7}}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"sku": "SKU-1", "delta": 5},
+                {"sku": "SKU-1", "delta": -2, "version": 7},
+            ]
+        },
     )
 
     sku: Sku
