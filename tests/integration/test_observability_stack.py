@@ -276,7 +276,7 @@ def test_health_degrades_when_broker_or_central_go_and_recovers(
 
 def _healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(HEALTHCHECK), "--timeout", "3"],
+        [sys.executable, str(HEALTHCHECK), "--timeout", "1.5"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
