@@ -16,7 +16,7 @@ from tests.support.processes import REPO_ROOT, ManagedProcess, uvicorn_argv, wai
 
 # CI bounds: enough for thousands of cases per API across phases, within the 3-minute budget on
 # a shared 2-core machine. Raise them locally: CONTRACT_MAX_EXAMPLES=300 uv run pytest -m contract
-MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "60"))
+MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "50"))
 STATEFUL_EXAMPLES = int(os.environ.get("CONTRACT_STATEFUL_EXAMPLES", "40"))
 STATEFUL_STEPS = 8
 # pytest-timeout per test: a runaway operation fails instead of eating the CI budget.
