@@ -290,9 +290,9 @@ def acknowledged_are_stored(server: Server, summaries: Sequence[HttpSummary]) ->
 
 def bench_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     servers = [("current", REPO, args.log_level)]
-    if args.compare_ref:
-        code = export_ref(args.compare_ref, workdir / "ref-code")
-        servers.insert(0, (args.compare_ref, code, args.log_level))
+    for index, ref in enumerate(args.compare_ref or []):
+        code = export_ref(ref, workdir / f"ref-code-{index}")
+        servers.insert(index, (ref, code, args.log_level))
     if args.also_log_level:
         level = args.also_log_level
         servers.append((f"current@{level}", REPO, level))
@@ -414,7 +414,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--skus", type=int, default=1000)
     parser.add_argument("--log-level", default="INFO", help="server STORE_LOG_LEVEL")
-    parser.add_argument("--compare-ref", help="also bench the store_service of this git ref")
+    parser.add_argument(
+        "--compare-ref",
+        action="append",
+        help="also bench the store_service of this git ref (repeatable)",
+    )
     parser.add_argument(
         "--also-log-level", help="also bench the current code at this log level (logging's cost)"
     )
