@@ -46,13 +46,14 @@ def commands(args: argparse.Namespace, env: dict[str, str]) -> dict[str, list[st
     return {
         "central": [py, "-m", "uvicorn", "central_sim.main:app", "--host", args.host,
                     "--port", str(args.central_port), "--no-access-log"],
-        "api": [py, "-m", "uvicorn", "store_service.main:app", "--host", args.host,
-                "--port", str(args.api_port), "--no-access-log"],
-        "worker": [py, "-m", "celery", "-A", "store_service.worker", "worker",
-                   "--loglevel", "INFO", "--concurrency", "1", "--without-gossip",
-                   "--without-mingle"],
-        "beat": [py, "-m", "celery", "-A", "store_service.worker", "beat", "--loglevel", "INFO",
-                 "--schedule", str(data_dir / "celerybeat-schedule")],
+        # JSON logs from the first line (logging is configured before uvicorn starts).
+        "api": [py, "-m", "store_service.serve", "--host", args.host,
+                "--port", str(args.api_port)],
+        "worker": [py, "-m", "celery", "-A", "store_service.worker", "--quiet", "worker",
+                   "--pool=threads", "--concurrency", "1", "--loglevel", "INFO",
+                   "--without-gossip", "--without-mingle"],
+        "beat": [py, "-m", "celery", "-A", "store_service.worker", "--quiet", "beat",
+                 "--loglevel", "INFO", "--schedule", str(data_dir / "celerybeat-schedule")],
     }  # fmt: skip
 
 
