@@ -210,7 +210,20 @@ async def update_item(request: Request) -> Response:
 @router.get(
     "/sync/status/{operation_id}",
     response_model=ChangeView,
-    responses=problem_responses(404, 422),
+    responses={
+        200: {
+            "description": "The change",
+            # Operator actions on the same change (stateful testing follows these too).
+            "links": {
+                action.capitalize(): {
+                    "operationId": f"{action}_change",
+                    "parameters": {"operation_id": "$response.body#/operation_id"},
+                }
+                for action in ("retry", "discard")
+            },
+        },
+        **problem_responses(404, 422),
+    },
     summary="Where one change stands on its way to central",
 )
 async def sync_status(operation_id: OperationIdPath, runtime: RuntimeDep) -> ChangeView:
