@@ -13,6 +13,7 @@ from store_service import change_queries, domain, inventory
 from store_service.api.bodies import json_request_body, parse_json_body
 from store_service.api.deps import RuntimeDep, StoreRuntime
 from store_service.api.problems import ProblemError, problem_responses
+from store_service.api.sync import notify_change
 from store_service.inventory import OperationReused, UpdateCommand
 from store_service.logs import request_id_var
 from store_service.schemas import (
@@ -201,6 +202,8 @@ async def update_item(request: Request) -> Response:
         operation_id=command.operation_id,
         delta=command.delta,
     )
+    if not result.replayed:
+        notify_change(runtime)  # "sync soon" mode: a debounced sync after a new change
     headers = {"Idempotent-Replayed": "true"} if result.replayed else None
     return Response(
         result.body, status_code=result.status, media_type="application/json", headers=headers
