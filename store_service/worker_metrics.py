@@ -11,6 +11,7 @@ files left behind by killed children.)
 Every name starts with `store_`; counters end in `_total`, durations in `_seconds`.
 """
 
+import threading
 import time
 from collections.abc import Sequence
 
@@ -135,15 +136,26 @@ def record_crash() -> None:
     SYNC_RUNS.labels("error").inc()
 
 
+_central: MeteredCentral | None = None
+_central_lock = threading.Lock()
+
+
+def _shared_central(settings: Settings) -> MeteredCentral:
+    """One central client per worker process, kept across runs: its token cache and keep-alive
+    connection outlive a run, so a run does not begin with a token request every time."""
+    global _central
+    with _central_lock:
+        if _central is None:
+            _central = MeteredCentral(CentralClient.from_settings(settings))
+        return _central
+
+
 def run_metered_sync(settings: Settings) -> SyncReport:
     """One sync run (see `store_service.sync.run_sync`), counted in this module's metrics."""
-    central = MeteredCentral(CentralClient.from_settings(settings))
     try:
-        report = run_sync(settings, client=central)
+        report = run_sync(settings, client=_shared_central(settings))
     except Exception:
         record_crash()
         raise
-    finally:
-        central.close()
     record_run(report)
     return report
