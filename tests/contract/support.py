@@ -36,8 +36,17 @@ def load_config(*, title: str, auth: dict[str, Any] | None = None) -> schemathes
     for project in projects:
         if auth is not None:
             project["auth"] = auth
-        data.update({k: v for k, v in project.items() if k != "title"})
+        for key, value in project.items():
+            if key != "title":
+                data[key] = _merged(data.get(key), value)
     return schemathesis.Config.from_dict(data)
+
+
+def _merged(base: Any, override: Any) -> Any:
+    """Nested tables merge (a project's [phases.stateful] keeps the global [phases] keys)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merged(base.get(k), v) for k, v in override.items()}}
+    return override
 
 
 def stateful_settings() -> hypothesis.settings:
@@ -47,6 +56,10 @@ def stateful_settings() -> hypothesis.settings:
         deadline=None,
         suppress_health_check=list(hypothesis.HealthCheck),
         database=None,
+        # No shrinking: a stateful run talks to a server whose state moved on, so replaying a
+        # scenario draws differently and Hypothesis reports a flaky strategy instead of the
+        # real failure; the failing scenario is printed as run.
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
     )
 
 
