@@ -31,6 +31,9 @@ AUTH_FAILED = "auth_failed"
 
 # The SQL below spells these state lists out; tests/unit/test_outbox_claims.py keeps them in step.
 
+# SKUs per `IN (…)` list: far below SQLite's bound-parameter limit whatever the batch size.
+_CHUNK = 500
+
 
 class ChangeNotFound(LookupError):
     def __init__(self, operation_id: str) -> None:
@@ -150,31 +153,55 @@ def park_expired(conn: sqlite3.Connection, *, now: float, window: float) -> int:
     return cursor.rowcount
 
 
+_CLAIM = (
+    "UPDATE changes SET status = 'in_flight', first_sent_at = coalesce(first_sent_at, ?), "
+    "updated_at = ? WHERE id IN (SELECT id FROM changes "
+    "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?) "
+    "RETURNING id, operation_id, sku, delta, attempts, rebases, first_sent_at"
+)
+
+
 def claim_due(conn: sqlite3.Connection, *, now: float, limit: int) -> list[ClaimedChange]:
-    """Mark up to `limit` due pending changes in_flight, oldest first, and return them."""
-    rows = conn.execute(
-        "SELECT id, operation_id, sku, delta, attempts, rebases FROM changes "
-        "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-        (now, limit),
-    ).fetchall()
-    if not rows:
-        return []
-    conn.executemany(
-        "UPDATE changes SET status = 'in_flight', first_sent_at = coalesce(first_sent_at, ?), "
-        "updated_at = ? WHERE id = ?",
-        [(now, now, row["id"]) for row in rows],
-    )
-    return [
-        ClaimedChange(
-            id=row["id"],
-            operation_id=row["operation_id"],
-            sku=row["sku"],
-            delta=row["delta"],
-            attempts=row["attempts"],
-            rebases=row["rebases"],
+    """Mark up to `limit` due pending changes in_flight, oldest first, and return them.
+
+    One statement (`UPDATE … RETURNING`, SQLite ≥ 3.35); RETURNING's row order is not
+    defined, so the claim is sorted by id (= oldest first) here.
+    """
+    rows = conn.execute(_CLAIM, (now, now, now, limit)).fetchall()
+    rows.sort(key=lambda row: row[0])
+    return [ClaimedChange(*row[:6]) for row in rows]
+
+
+def claim_due_unexpired(
+    conn: sqlite3.Connection, *, now: float, limit: int, window: float
+) -> tuple[list[ClaimedChange], int]:
+    """`park_expired` restricted to what is being claimed, then `claim_due`: (claimed, parked).
+
+    The sync run's per-batch step. `park_expired` scans every pending change (first_sent_at
+    is in no index), which made each batch cost O(backlog); here only the claimed rows are
+    checked, in the same transaction, so no change first sent before central's idempotency
+    window is ever resent (the guarantee `park_expired` gives), and parked rows end exactly as
+    `park_expired` leaves them. The run still calls `park_expired` once when it starts.
+    """
+    cutoff = now - window + idempotency_margin(window)
+    claimed: list[ClaimedChange] = []
+    parked = 0
+    while len(claimed) < limit:
+        rows = conn.execute(_CLAIM, (now, now, now, limit - len(claimed))).fetchall()
+        # first_sent_at after the update: the old value when the change was sent before.
+        expired = [row[0] for row in rows if row[6] <= cutoff]
+        claimed.extend(ClaimedChange(*row[:6]) for row in rows if row[6] > cutoff)
+        if not expired:
+            break
+        conn.executemany(
+            "UPDATE changes SET status = 'conflict', resolution = 'idempotency_window_expired', "
+            "last_error = 'first sent before central''s idempotency window; not resent blindly',"
+            " updated_at = ? WHERE id = ?",
+            [(now, change_id) for change_id in expired],
         )
-        for row in rows
-    ]
+        parked += len(expired)
+    claimed.sort(key=lambda change: change.id)
+    return claimed, parked
 
 
 def has_due(conn: sqlite3.Connection, *, now: float) -> bool:
@@ -200,6 +227,24 @@ def mark_synced(
         "UPDATE changes SET status = 'synced', base_version = ?, central_version = ?, "
         "resolution = ?, last_error = NULL, finalized_at = ?, updated_at = ? WHERE id = ?",
         (sent_version, central_version, resolution, now, now, change_id),
+    )
+
+
+def mark_synced_many(
+    conn: sqlite3.Connection,
+    rows: Iterable[tuple[int, int | None, int | None, str | None]],
+    *,
+    now: float,
+) -> None:
+    """`mark_synced` for many changes in one statement: (id, sent_version, central_version,
+    resolution) each."""
+    conn.executemany(
+        "UPDATE changes SET status = 'synced', base_version = ?, central_version = ?, "
+        "resolution = ?, last_error = NULL, finalized_at = ?, updated_at = ? WHERE id = ?",
+        [
+            (sent_version, central_version, resolution, now, now, change_id)
+            for change_id, sent_version, central_version, resolution in rows
+        ],
     )
 
 
@@ -351,6 +396,25 @@ def pending_totals(conn: sqlite3.Connection, sku: str) -> tuple[int, int]:
         (sku,),
     ).fetchone()
     return int(row["total"]), int(row["n"])
+
+
+def pending_totals_many(
+    conn: sqlite3.Connection, skus: Iterable[str]
+) -> dict[str, tuple[int, int]]:
+    """`pending_totals` for many SKUs in one `GROUP BY` (per 500 SKUs); (0, 0) when none."""
+    wanted = sorted(set(skus))
+    totals = dict.fromkeys(wanted, (0, 0))
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for sku, total, n in conn.execute(
+            "SELECT sku, sum(delta), count(*) FROM changes "  # noqa: S608
+            f"WHERE sku IN ({marks}) AND status IN ('pending', 'in_flight', 'conflict') "
+            "GROUP BY sku",  # = PENDING_STATES
+            chunk,
+        ):
+            totals[sku] = (int(total), int(n))
+    return totals
 
 
 def change_view(conn: sqlite3.Connection, operation_id: str) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ import argparse
 import sqlite3
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -27,7 +27,6 @@ from store_service.central_client import CentralAuthFailed, CentralClient, Centr
 from store_service.config import Settings, get_settings
 from store_service.db import connect
 from store_service.domain import ItemState
-from store_service.inventory import load_item, save_item
 
 log = structlog.get_logger(__name__)
 
@@ -42,22 +41,107 @@ def reconcile(
     synced: bool = True,
 ) -> ItemState:
     """Recompute one SKU's local view from its pending changes and central's newest state."""
-    item = load_item(conn, sku) or domain.new_item(sku)
-    quantity, version = item.central_quantity, item.central_version
-    if domain.is_newer_central(version, central_version):
-        quantity, version = central_quantity, central_version
-    pending_delta, pending_count = outbox.pending_totals(conn, sku)
-    updated = domain.recompute(
-        item,
-        central_quantity=quantity,
-        central_version=version,
-        pending_delta=pending_delta,
-        pending_count=pending_count,
+    return reconcile_many(conn, {sku: (central_quantity, central_version)}, now=now, synced=synced)[
+        sku
+    ]
+
+
+_UPSERT = """
+    INSERT INTO inventory_items (sku, quantity, version, pending_delta, pending_count,
+        central_quantity, central_version, last_synced_at, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (sku) DO UPDATE SET
+        quantity = excluded.quantity, version = excluded.version,
+        pending_delta = excluded.pending_delta, pending_count = excluded.pending_count,
+        central_quantity = excluded.central_quantity,
+        central_version = excluded.central_version, updated_at = excluded.updated_at
+"""
+# The same upsert, also stamping last_synced_at on an existing row (news from central).
+_UPSERT_SYNCED = _UPSERT + ", last_synced_at = excluded.last_synced_at"
+
+
+def reconcile_many(
+    conn: sqlite3.Connection,
+    reported: Mapping[str, tuple[int | None, int | None]],
+    *,
+    now: float,
+    synced: bool = True,
+    finalized: Mapping[str, tuple[int, int]] | None = None,
+) -> dict[str, ItemState]:
+    """`reconcile` for many SKUs at once: `reported` maps each SKU to central's (quantity,
+    version), (None, None) when there is no news. Set-based: one read of the items, one
+    `GROUP BY` of the pending changes and one upsert statement, whatever the number of SKUs.
+
+    `finalized` (the sync batch's path): per SKU, the (sum, count) of the deltas that this
+    transaction moved from the pending set to a final state, and nothing else moved. The
+    stored totals are exact before it (every writer keeps them so in its own transaction), so
+    the new totals are the stored ones minus these, without re-reading every pending change of
+    the SKU (that `GROUP BY` costs O(backlog) per batch). A SKU without a stored row, or whose
+    result would be impossible (a negative count), is recounted instead.
+    """
+    skus = sorted(reported)
+    items = load_items(conn, skus)
+    totals: dict[str, tuple[int, int]] = {}
+    if finalized is not None:
+        for sku in skus:
+            item = items.get(sku)
+            if item is None:
+                continue
+            total, n = finalized.get(sku, (0, 0))
+            if item.pending_count - n >= 0:
+                totals[sku] = (item.pending_delta - total, item.pending_count - n)
+    recount = [sku for sku in skus if sku not in totals]
+    if recount:
+        totals.update(outbox.pending_totals_many(conn, recount))
+    updated: dict[str, ItemState] = {}
+    for sku in skus:
+        item = items.get(sku) or domain.new_item(sku)
+        quantity, version = item.central_quantity, item.central_version
+        central_quantity, central_version = reported[sku]
+        if domain.is_newer_central(version, central_version):
+            quantity, version = central_quantity, central_version
+        pending_delta, pending_count = totals[sku]
+        updated[sku] = domain.recompute(
+            item,
+            central_quantity=quantity,
+            central_version=version,
+            pending_delta=pending_delta,
+            pending_count=pending_count,
+        )
+    conn.executemany(
+        _UPSERT_SYNCED if synced else _UPSERT,
+        [
+            (
+                i.sku,
+                i.quantity,
+                i.version,
+                i.pending_delta,
+                i.pending_count,
+                i.central_quantity,
+                i.central_version,
+                now if synced else None,
+                now,
+                now,
+            )
+            for i in updated.values()
+        ],
     )
-    save_item(conn, updated, now)
-    if synced:
-        conn.execute("UPDATE inventory_items SET last_synced_at = ? WHERE sku = ?", (now, sku))
     return updated
+
+
+def load_items(conn: sqlite3.Connection, skus: Sequence[str]) -> dict[str, ItemState]:
+    """The stored local view of each SKU that has one (one query per 500 SKUs)."""
+    items: dict[str, ItemState] = {}
+    for start in range(0, len(skus), 500):
+        chunk = skus[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            "SELECT sku, quantity, version, pending_delta, pending_count, central_quantity, "  # noqa: S608
+            f"central_version FROM inventory_items WHERE sku IN ({marks})",
+            chunk,
+        ):
+            items[row[0]] = ItemState(*row)
+    return items
 
 
 def fetch(client: CentralClient, sku: str) -> tuple[int, int]:

@@ -57,14 +57,18 @@ from store_service.central_client import (
 )
 from store_service.config import ConflictStrategy, Settings
 from store_service.db import connect
-from store_service.inventory import load_item
 from store_service.outbox import ClaimedChange
-from store_service.refresh import reconcile
+from store_service.refresh import load_items, reconcile_many
 
 log = structlog.get_logger(__name__)
 
 # Refusals that are business rules, not bad data: parked for a person, never dropped.
 PARKED_REASONS = frozenset({"insufficient_stock"})
+
+
+# Outcome labels whose change ends final (synced, rejected, discarded): it leaves the pending
+# totals; the other labels (parked, conflict, rebased) stay in the pending set.
+_FINAL_LABELS = frozenset({"applied", "duplicate", "rejected", "discarded"})
 
 
 class BulkSender(Protocol):
@@ -126,11 +130,12 @@ def backoff_delay(
 
 def versions_for(conn: sqlite3.Connection, batch: Sequence[ClaimedChange]) -> list[SyncItem]:
     """The items to send, each with the central version it expects (see module docstring)."""
+    known = load_items(conn, sorted({change.sku for change in batch}))
     next_version: dict[str, int | None] = {}
     items: list[SyncItem] = []
     for change in batch:
         if change.sku not in next_version:
-            item = load_item(conn, change.sku)
+            item = known.get(change.sku)
             next_version[change.sku] = None if item is None else item.central_version
         version = next_version[change.sku]
         items.append(SyncItem(change.operation_id, change.sku, change.delta, version))
@@ -168,6 +173,10 @@ class _Run:
                 self.report.stopped_reason = "lease_busy"
                 return self.report
             self.report.recovered = outbox.recover_in_flight(conn, now=now)
+            # Every batch checks what it claims; this parks the rest (not due yet) once a run.
+            self.report.parked_expired = outbox.park_expired(
+                conn, now=now, window=settings.central_idempotency_window_seconds
+            )
         try:
             self._loop()
         except Exception as exc:
@@ -190,10 +199,13 @@ class _Run:
                 now = self.now()
                 if not self._renew(now):
                     return
-                self.report.parked_expired += outbox.park_expired(
-                    conn, now=now, window=settings.central_idempotency_window_seconds
+                batch, parked = outbox.claim_due_unexpired(
+                    conn,
+                    now=now,
+                    limit=settings.sync_batch_size,
+                    window=settings.central_idempotency_window_seconds,
                 )
-                batch = outbox.claim_due(conn, now=now, limit=settings.sync_batch_size)
+                self.report.parked_expired += parked
                 items = versions_for(conn, batch)
             if not batch:
                 self.report.stopped_reason = "drained"
@@ -252,11 +264,8 @@ class _Run:
                 # Another run recovered these changes and will resend them (safe: idempotent).
                 return False
             outbox.delete_state(self.conn, outbox.AUTH_FAILED)
-            reported = self._apply_results(batch, items, outcome.results, now)
-            for sku, (quantity, version) in reported.items():
-                reconcile(
-                    self.conn, sku, central_quantity=quantity, central_version=version, now=now
-                )
+            reported, finalized = self._apply_results(batch, items, outcome.results, now)
+            reconcile_many(self.conn, reported, now=now, finalized=finalized)
         return True
 
     def _apply_results(
@@ -265,18 +274,34 @@ class _Run:
         items: Sequence[SyncItem],
         results: Sequence[ItemResult],
         now: float,
-    ) -> dict[str, tuple[int | None, int | None]]:
-        """Record each item; returns the newest central state reported per touched SKU."""
+    ) -> tuple[dict[str, tuple[int | None, int | None]], dict[str, tuple[int, int]]]:
+        """Record each item; returns the newest central state reported per touched SKU, and
+        per SKU the (sum, count) of the deltas that left the pending set (became final)."""
         newest: dict[str, tuple[int | None, int | None]] = {}
+        finalized: dict[str, tuple[int, int]] = {}
         chain_broken: set[str] = set()
+        synced: list[tuple[int, int | None, int | None, str | None]] = []
         for change, item, result in zip(batch, items, results, strict=True):
-            self.report.outcomes[self._record_item(change, item, result, chain_broken, now)] += 1
+            if result.status in (ItemStatus.APPLIED, ItemStatus.DUPLICATE):
+                # The common case, recorded for the whole batch in one statement below.
+                duplicate = result.status is ItemStatus.DUPLICATE
+                synced.append(
+                    (change.id, item.version, result.version, "duplicate" if duplicate else None)
+                )
+                label = result.status.value
+            else:
+                label = self._record_item(change, item, result, chain_broken, now)
+            self.report.outcomes[label] += 1
+            if label in _FINAL_LABELS:
+                total, n = finalized.get(change.sku, (0, 0))
+                finalized[change.sku] = (total + change.delta, n + 1)
             known = newest.setdefault(change.sku, (None, None))
             if result.version is not None and (known[1] is None or result.version >= known[1]):
                 newest[change.sku] = (result.quantity, result.version)
             if result.status is not ItemStatus.APPLIED:
                 chain_broken.add(change.sku)
-        return newest
+        outbox.mark_synced_many(self.conn, synced, now=now)
+        return newest, finalized
 
     def _record_item(
         self,
@@ -286,18 +311,8 @@ class _Run:
         chain_broken: set[str],
         now: float,
     ) -> str:
-        """Record one item's result; returns the outcome label for the report."""
+        """Record one item that central did not apply; returns the outcome label."""
         conn, settings = self.conn, self.settings
-        if result.status in (ItemStatus.APPLIED, ItemStatus.DUPLICATE):
-            outbox.mark_synced(
-                conn,
-                change.id,
-                sent_version=item.version,
-                central_version=result.version,
-                resolution="duplicate" if result.status is ItemStatus.DUPLICATE else None,
-                now=now,
-            )
-            return result.status.value
         if result.status is ItemStatus.REJECTED:
             reason = result.reason or "rejected"
             if reason in PARKED_REASONS:
