@@ -2,47 +2,17 @@
 # pip-audit over the locked dependencies (uv.lock, every group), failing on any known
 # vulnerability not listed with a reason in .pip-audit-ignore.
 #
-# Data source: PyPI's JSON API (per-release "vulnerabilities", fed by the PyPA advisory
-# database); pip-audit's OSV service is the fallback. Where neither answers (a registry mirror
-# that serves only the simple index, no DNS for osv.dev), the audit cannot run: the script says
-# so loudly and exits 0, unless AUDIT_REQUIRED=1, then it exits 2. A source that answers but
-# cannot audit some package (--strict) is a failure either way.
+# Data source: the package index's per-release vulnerability data (fed by the PyPA advisory
+# database), pip-audit's default service. A package the service cannot audit is a failure,
+# except where it can audit NONE of them (an index mirror that serves only the simple API):
+# then the audit cannot run at all, the script says so loudly and exits 0, unless
+# AUDIT_REQUIRED=1, then it exits 2.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 read -ra UVCMD <<< "${UV:-uv}"  # "uv" or "python3 -m uv" (.ci/run passes its own)
 workdir=$(mktemp -d)
 trap 'rm -rf "$workdir"' EXIT
-
-probe() { # one request, no bulk look-ups: does the service answer a vulnerability query?
-  "${UVCMD[@]}" run --frozen python - "$1" <<'PY'
-import sys, urllib.request, json
-service = sys.argv[1]
-try:
-    if service == "pypi":
-        url = "https://pypi.org/pypi/pip-audit/2.10.1/json"
-        with urllib.request.urlopen(url, timeout=10) as r:
-            sys.exit(0 if "vulnerabilities" in json.load(r) else 1)
-    body = json.dumps({"package": {"name": "pip-audit", "ecosystem": "PyPI"}}).encode()
-    req = urllib.request.Request("https://api.osv.dev/v1/query", data=body,
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        sys.exit(0 if r.status == 200 else 1)
-except Exception:
-    sys.exit(1)
-PY
-}
-
-service=""
-for candidate in pypi osv; do
-  if probe "$candidate"; then service=$candidate; break; fi
-done
-if [[ -z "$service" ]]; then
-  echo "!! AUDIT NOT RUN: no vulnerability data source answers from here" >&2
-  echo "!! (PyPI's JSON API and api.osv.dev both unreachable)." >&2
-  if [[ "${AUDIT_REQUIRED:-0}" == "1" ]]; then exit 2; fi
-  exit 0
-fi
 
 "${UVCMD[@]}" export --frozen --all-groups --no-emit-project --format requirements-txt \
   --output-file "$workdir/requirements.txt" >/dev/null
@@ -52,7 +22,38 @@ while read -r id _; do
   ignores+=(--ignore-vuln "$id")
 done < .pip-audit-ignore
 
-echo "pip-audit: $(grep -c '==' "$workdir/requirements.txt") locked packages via $service"
-"${UVCMD[@]}" run --frozen pip-audit --strict --progress-spinner off \
-  --vulnerability-service "$service" --require-hashes --disable-pip \
-  -r "$workdir/requirements.txt" "${ignores[@]}"
+echo "pip-audit: $(grep -c '==' "$workdir/requirements.txt") locked packages"
+# No --strict here: the verdict below tells "could not audit any" from "could not audit some".
+"${UVCMD[@]}" run --frozen pip-audit --progress-spinner off --format json \
+  --require-hashes --disable-pip -r "$workdir/requirements.txt" "${ignores[@]}" \
+  --output "$workdir/audit.json" 2> "$workdir/audit.err" || true
+
+AUDIT_REQUIRED="${AUDIT_REQUIRED:-0}" "${UVCMD[@]}" run --frozen python - \
+  "$workdir/audit.json" "$workdir/audit.err" <<'PY'
+import json
+import os
+import sys
+
+report_path, err_path = sys.argv[1], sys.argv[2]
+try:
+    with open(report_path) as f:
+        dependencies = json.load(f)["dependencies"]
+except (OSError, ValueError, KeyError):
+    print(open(err_path).read(), file=sys.stderr)
+    print("!! pip-audit produced no report", file=sys.stderr)
+    sys.exit(2)
+skipped = [d for d in dependencies if "skip_reason" in d]
+vulnerable = [d for d in dependencies if d.get("vulns")]
+if dependencies and len(skipped) == len(dependencies):
+    print("!! AUDIT NOT RUN: the vulnerability service could audit none of the "
+          f"{len(dependencies)} packages from here ({skipped[0]['skip_reason']})", file=sys.stderr)
+    sys.exit(2 if os.environ["AUDIT_REQUIRED"] == "1" else 0)
+for d in skipped:
+    print(f"could not audit {d['name']} {d.get('version', '')}: {d['skip_reason']}")
+for d in vulnerable:
+    for v in d["vulns"]:
+        print(f"VULNERABLE {d['name']} {d['version']}: {v['id']} (fixed in {v['fix_versions']})")
+audited = len(dependencies) - len(skipped)
+print(f"audited {audited} packages: {len(vulnerable)} vulnerable, {len(skipped)} not audited")
+sys.exit(1 if vulnerable or skipped else 0)
+PY
