@@ -1,9 +1,12 @@
 """One structlog configuration for API, worker and beat: JSON lines with bound context."""
 
+import json as stdlib_json
 import logging
 import sys
 from contextvars import ContextVar
+from typing import Any
 
+import orjson
 import structlog
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -22,6 +25,21 @@ def _redact_secrets(
     return event_dict
 
 
+# Datetimes and dataclasses go through `default` (structlog's repr fallback), as with `json`.
+_ORJSON_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def _dumps(obj: Any, default: Any = None, **kwargs: Any) -> str:
+    """JSONRenderer's serializer: orjson (several times faster than `json.dumps`), falling back
+    to the standard library for what orjson refuses (e.g. integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(obj, default=default, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
+        return stdlib_json.dumps(obj, default=default, **kwargs)
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route structlog and the standard library (uvicorn, celery, alembic) through one renderer."""
     shared: list[structlog.typing.Processor] = [
@@ -32,7 +50,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         _redact_secrets,
     ]
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=_dumps)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
