@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # Sync
     sync_interval_seconds: float = Field(900, gt=0, description="Beat schedule for a sync run.")
     sync_batch_size: int = Field(
-        500, ge=1, le=1000, description="Changes per bulk-sync call (central takes at most 1000)."
+        1000, ge=1, le=1000, description="Changes per bulk-sync call (central takes at most 1000)."
     )
     sync_time_budget_seconds: float = Field(120, gt=0, description="How long one run may drain.")
     sync_lease_seconds: float = Field(300, gt=0, description="Lease on the sync; expires on crash.")
