@@ -172,9 +172,12 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario(
         name="broker-cut",
-        description="API/worker→RabbitMQ cut for 6 s: sync triggers answer 503 with "
+        description="API/worker→RabbitMQ cut for 12 s: sync triggers answer 503 with "
         "Retry-After, updates keep being acknowledged, nothing is lost after the heal.",
         cuts=("broker",),
+        # Longer than the API's publish deadline (5 s) twice over, so a trigger sent during
+        # the cut cannot be rescued by the heal.
+        fault_seconds=12.0,
         expect=("trigger_503",),
         ci=True,
     ),

@@ -33,7 +33,10 @@ CELERY = "sync.celery"
 CENTRAL = "sync.central"
 SOON = "sync.soon"
 # A publish waits for the TCP connect and the publisher confirm; past this, answer 503.
-PUBLISH_DEADLINE_SECONDS = 3 * BROKER_CONNECT_TIMEOUT_SECONDS
+# A publish on a connection the broker stopped answering can block on the publisher confirm
+# until the connection is noticed dead: answer 503 past this deadline rather than hold the
+# caller (the message may still land later; an extra sync run is harmless).
+PUBLISH_DEADLINE_SECONDS = BROKER_CONNECT_TIMEOUT_SECONDS + 2.0
 RETRY_AFTER_SECONDS = 5
 
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, max_length=64, examples=["SKU-1001"])]

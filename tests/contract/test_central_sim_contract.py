@@ -6,7 +6,6 @@ then the stateful phase over the links (seed -> read, adjust -> read). The compe
 fuzzer may start is stopped at the end, so it never outlives the module.
 """
 
-import os
 import secrets
 import tempfile
 from collections.abc import Iterator
@@ -32,9 +31,13 @@ pytestmark = pytest.mark.contract
 SECRETS = {"inventory-service": secrets.token_urlsafe(32), "order-service": "o" * 40}
 ADMIN_TOKEN = secrets.token_urlsafe(24)
 WORKDIR = Path(tempfile.mkdtemp(prefix="central-contract-"))
-# schemathesis.toml reads these (${VAR}); the replay checks read the journal with the admin one.
-os.environ["STORE_CENTRAL_SERVICE_SECRET"] = SECRETS["inventory-service"]
-os.environ[checks.ADMIN_TOKEN_ENV] = ADMIN_TOKEN
+# schemathesis.toml reads these (${VAR}) when the config loads; the replay checks read the
+# journal with the admin one while the tests run. Set only for those moments: other tests
+# start real processes that inherit os.environ.
+CONTRACT_ENV = {
+    "STORE_CENTRAL_SERVICE_SECRET": SECRETS["inventory-service"],
+    checks.ADMIN_TOKEN_ENV: ADMIN_TOKEN,
+}
 
 app = create_app(
     Settings(
@@ -46,7 +49,10 @@ app = create_app(
         log_level="WARNING",
     )
 )
-schema = schemathesis.openapi.from_dict(app.openapi(), config=load_config(title="central_sim"))
+with pytest.MonkeyPatch.context() as _env:
+    for _name, _value in CONTRACT_ENV.items():
+        _env.setenv(_name, _value)
+    schema = schemathesis.openapi.from_dict(app.openapi(), config=load_config(title="central_sim"))
 schema.app = app
 
 
@@ -58,9 +64,12 @@ def _stop_competing_writer() -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def _lifespan() -> Iterator[None]:
-    yield
-    _stop_competing_writer()
-    asgi.shutdown_lifespans()
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in CONTRACT_ENV.items():
+            env.setenv(name, value)
+        yield
+        _stop_competing_writer()
+        asgi.shutdown_lifespans()
 
 
 @schema.parametrize()

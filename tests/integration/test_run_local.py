@@ -29,14 +29,15 @@ def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-u
 
 def test_one_command_runs_the_stack_and_syncs_on_the_dev_broker(tmp_path: Path) -> None:
     central_port, api_port = free_port(), free_port()
+    # Only what the quickstart user has: no STORE_*/CENTRAL_SIM_* from other tests' setup.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("STORE_", "CENTRAL_SIM_"))}
     env = {
-        **os.environ,
+        **clean,
         "STORE_DATA_DIR": str(tmp_path),
         "STORE_DATABASE_URL": f"sqlite:///{tmp_path}/store.db",
         "CENTRAL_SIM_DATABASE_URL": f"sqlite:///{tmp_path}/central.db",
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("STORE_BROKER_URL", None)  # the embedded filesystem broker
     log = (tmp_path / "stack.log").open("w")
     stack = subprocess.Popen(
         [sys.executable, "bin/run_local.py", "--central-port", str(central_port),
