@@ -425,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-drain", action="store_true")
     parser.add_argument("--backlog", type=int, default=100_000)
-    parser.add_argument("--batch-size", type=int, default=500, help="STORE_SYNC_BATCH_SIZE")
+    parser.add_argument("--batch-size", type=int, default=1000, help="STORE_SYNC_BATCH_SIZE")
     parser.add_argument("--one-by-one-sample", type=int, default=2000)
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
     args = parser.parse_args(argv)

@@ -74,6 +74,8 @@ changes = Table(
     CheckConstraint("delta <> 0", name="delta_nonzero"),
 )
 Index("ix_changes_due", changes.c.status, changes.c.next_attempt_at, changes.c.id)
+# Claims walk pending changes in id order (oldest first) and stop after a batch: no sort.
+Index("ix_changes_status_id", changes.c.status, changes.c.id)
 Index("ix_changes_sku_status", changes.c.sku, changes.c.status)
 Index("ix_changes_finalized_at", changes.c.finalized_at)
 
