@@ -5,19 +5,19 @@ import time
 from typing import Annotated, NoReturn
 
 import structlog
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import StringConstraints, TypeAdapter, ValidationError
 
 from store_service import change_queries, domain, inventory
 from store_service.api.bodies import json_request_body, parse_json_body
 from store_service.api.deps import RuntimeDep, StoreRuntime
+from store_service.api.params import Limit, OperationIdPath, SkuPath
 from store_service.api.problems import ProblemError, problem_responses
 from store_service.api.sync import notify_change
 from store_service.inventory import OperationReused, UpdateCommand
 from store_service.logs import request_id_var
 from store_service.schemas import (
-    OPERATION_ID_PATTERN,
     SKU_PATTERN,
     ChangePage,
     ChangeStatus,
@@ -31,16 +31,6 @@ from store_service.schemas import (
 router = APIRouter(prefix="/v1/local", tags=["inventory"])
 log = structlog.get_logger(__name__)
 
-SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, max_length=64, examples=["SKU-1001"])]
-OperationIdPath = Annotated[
-    str,
-    Path(
-        pattern=OPERATION_ID_PATTERN,
-        max_length=128,
-        examples=["6f1c2a52-3f0e-4d7e-9d6c-1b2a3c4d5e6f"],
-    ),
-]
-Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 
 # The update route validates its SKU itself (see update_item), with the rule SkuPath declares.
 _SKU_RE = re.compile(SKU_PATTERN)

@@ -12,18 +12,19 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
 from celery import Celery
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from store_service import change_queries, inventory, outbox, refresh
 from store_service.api.deps import RuntimeDep, StoreRuntime
+from store_service.api.params import OperationIdPath, SkuPath
 from store_service.api.problems import ProblemError, problem_responses
 from store_service.central_client import CentralAuthFailed, CentralClient, CentralUnavailable
-from store_service.schemas import OPERATION_ID_PATTERN, SKU_PATTERN, ChangeView, InventoryItem
+from store_service.schemas import ChangeView, InventoryItem
 from store_service.worker import BROKER_CONNECT_TIMEOUT_SECONDS, SYNC_TASK, create_celery
 
 router = APIRouter(prefix="/v1/local", tags=["sync"])
@@ -38,16 +39,6 @@ SOON = "sync.soon"
 # caller (the message may still land later; an extra sync run is harmless).
 PUBLISH_DEADLINE_SECONDS = BROKER_CONNECT_TIMEOUT_SECONDS + 2.0
 RETRY_AFTER_SECONDS = 5
-
-SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, max_length=64, examples=["SKU-1001"])]
-OperationIdPath = Annotated[
-    str,
-    Path(
-        pattern=OPERATION_ID_PATTERN,
-        max_length=128,
-        examples=["6f1c2a52-3f0e-4d7e-9d6c-1b2a3c4d5e6f"],
-    ),
-]
 
 
 class TriggerResponse(BaseModel):

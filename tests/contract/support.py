@@ -11,8 +11,8 @@ from typing import Any
 import hypothesis
 import schemathesis
 
-from tests.support.central import CentralSim, sim_env
-from tests.support.processes import REPO_ROOT, ManagedProcess, uvicorn_argv, wait_http_ok
+from tests.support.central import CentralSim, start_central_sim
+from tests.support.processes import REPO_ROOT
 
 # CI bounds: enough for thousands of cases per API across phases, within the 3-minute budget on
 # a shared 2-core machine. Raise them locally: CONTRACT_MAX_EXAMPLES=300 uv run pytest -m contract
@@ -66,17 +66,4 @@ def stateful_settings() -> hypothesis.settings:
 def start_sim_on_port(tmp_path: Path, port: int, services: dict[str, str]) -> CentralSim:
     """A central_sim subprocess on a port chosen before the app under test was configured (the
     ASGI schemas are built at import, so the store's central_url must be known by then)."""
-    env, admin_token, services = sim_env(tmp_path, SERVICES=json.dumps(services))
-    process = ManagedProcess(
-        f"central_sim-{port}",
-        uvicorn_argv("central_sim.main:app", port),
-        env=env,
-        log_dir=tmp_path / "logs",
-    ).start()
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http_ok(f"{base_url}/health", process)
-    except BaseException:
-        process.stop()
-        raise
-    return CentralSim(process, base_url, admin_token, services)
+    return start_central_sim(tmp_path, port=port, SERVICES=json.dumps(services))

@@ -68,10 +68,10 @@ def sim_env(tmp_path: Path, **env: str) -> tuple[dict[str, str], str, dict[str, 
     return base, base["CENTRAL_SIM_ADMIN_TOKEN"], services
 
 
-def start_central_sim(tmp_path: Path, **env: str) -> CentralSim:
-    """Start central_sim and wait until /health answers."""
+def start_central_sim(tmp_path: Path, *, port: int | None = None, **env: str) -> CentralSim:
+    """Start central_sim (on `port`, or a free one) and wait until /health answers."""
     full_env, admin_token, services = sim_env(tmp_path, **env)
-    port = free_port()
+    port = port or free_port()
     process = ManagedProcess(
         f"central_sim-{port}",
         uvicorn_argv("central_sim.main:app", port),
