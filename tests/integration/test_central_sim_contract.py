@@ -4,28 +4,13 @@ bulk-sync per-item results."""
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support.central import CentralSim, start_central_sim
+from tests.support.central import CentralSim
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralSim]:
-    started = start_central_sim(tmp_path_factory.mktemp("central_sim_contract"))
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def http(sim: CentralSim) -> Iterator[httpx.Client]:
-    sim.reset()
-    with httpx.Client(base_url=sim.base_url, timeout=10.0) as client:
-        yield client
 
 
 def seed(http: httpx.Client, sim: CentralSim, sku: str, quantity: int) -> int:

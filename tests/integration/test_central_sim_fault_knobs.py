@@ -3,30 +3,14 @@ Plus key rotation, the competing writer, and journal sums equal to stock."""
 
 import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support.central import CentralSim, start_central_sim
+from tests.support.central import CentralSim
 
 pytestmark = pytest.mark.integration
 PROBLEMS = "https://central-sim/problems/"
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralSim]:
-    started = start_central_sim(tmp_path_factory.mktemp("central_sim_faults"))
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def http(sim: CentralSim) -> Iterator[httpx.Client]:
-    sim.reset()
-    with httpx.Client(base_url=sim.base_url, timeout=10.0) as client:
-        yield client
-    sim.reset()
 
 
 class Central:
