@@ -1,7 +1,7 @@
 """Child processes for a chaos run: free ports, a restartable process with a log file, waits.
 
-A small cousin of `tests/support/processes.py`: the chaos runner is a product command
-(`python -m chaos run`), so it must not import from `tests/`.
+The chaos runner is a product command (`python -m chaos run`), so it cannot import from
+`tests/`; the tests import the process class from here instead (`tests/support/processes.py`).
 """
 
 from __future__ import annotations

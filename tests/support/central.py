@@ -98,7 +98,6 @@ def restart_central_sim(sim: CentralSim, *, kill: bool = False) -> CentralSim:
         sim.process.argv,
         env=sim.process.env,
         log_dir=sim.process.log_path.parent,
-        cwd=sim.process.cwd,
     ).start()
     try:
         wait_http_ok(f"{sim.base_url}/health", process)
