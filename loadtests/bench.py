@@ -40,6 +40,8 @@ from typing import Any
 
 import httpx
 
+from store_service.serve import EVENT_LOOP
+
 REPO = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "update.lua"
 SHARED_NOTE = "load generator and server share the same 2 cores (loopback)"
@@ -88,7 +90,7 @@ class Server:
 
 
 def start_store(label: str, workdir: Path, code_dir: Path, *, log_level: str) -> Server:
-    """uvicorn (one worker, uvloop/httptools when installed: uvicorn's `auto`) on a fresh DB."""
+    """uvicorn (one worker, httptools, the event loop `serve` uses) on a fresh DB."""
     workdir.mkdir(parents=True, exist_ok=True)
     database = workdir / "store.db"
     port = free_port()
@@ -114,6 +116,8 @@ def start_store(label: str, workdir: Path, code_dir: Path, *, log_level: str) ->
         "--workers",
         "1",
         "--no-access-log",
+        "--loop",
+        EVENT_LOOP,  # as `python -m store_service.serve` runs it
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, cwd=code_dir, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -26,4 +26,8 @@ def create_bench_app() -> FastAPI:
     async def noop(sku: str, body: NoopBody) -> dict[str, object]:
         return {"sku": sku, "operation_id": body.operation_id, "delta": body.delta}
 
+    # First in the routing table, as the update route is: FastAPI resolves routes of included
+    # routers through an extra layer per request, which a route added after them would pay to
+    # be found and make the ceiling look lower than it is.
+    app.router.routes.insert(0, app.router.routes.pop())
     return app

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 
 from store_service import db
 from store_service.api import health as health_routes
@@ -28,6 +29,14 @@ Local-first inventory for one shop. Every change is applied to the local SQLite 
 recorded in a durable outbox in one transaction, acknowledged at once, and pushed to central by
 the sync worker. Errors are RFC 9457 problem documents (`application/problem+json`).
 """
+
+
+NO_OPENTELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -63,6 +72,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # FastAPI's built-in OpenTelemetry hooks: unused (metrics are Prometheus, traces none),
+        # yet left on they look the providers up in os.environ on every request.
+        telemetry=NO_OPENTELEMETRY,
     )
     install_problem_handlers(app)
     # Optional API keys (store_service/api/auth.py): without keys no dependency at all.
@@ -71,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1_dependencies = (
         [Depends(api_key_dependency(keys, allow_anonymous_reads=anonymous_reads))] if keys else []
     )
+    inventory_routes.install_update_route(app, v1_dependencies)  # the hot path: first, lean
     app.include_router(inventory_routes.router, dependencies=v1_dependencies)
     app.include_router(sync_routes.router, dependencies=v1_dependencies)
     app.include_router(health_routes.router)  # unauthenticated: probes and load balancers
