@@ -1,6 +1,7 @@
 """The store API: `create_app(settings)` builds it; `app` is what uvicorn serves on port 8001."""
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,6 +40,17 @@ NO_OPENTELEMETRY: TelemetryConfig = {
 }
 
 
+def freeze_startup_objects() -> None:
+    """Move everything built so far (modules, routes, schemas) out of the garbage collector's view.
+
+    They live as long as the process, yet every full collection walked all ~136,000 of them:
+    under load that was a ~150 ms pause about every 1.3 s, the update path's p99, and ~10% of
+    its CPU (docs/performance.md). Frozen, a full collection takes a few milliseconds.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _operation_id(route: APIRoute) -> str:
     return route.name
 
@@ -57,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = StoreRuntime(settings=settings, writer=writer, reader=reader)
         app.state.runtime = runtime
         await sync_routes.start_sync_wiring(runtime)
+        freeze_startup_objects()
         log.info("store_api_started", database=str(settings.database_path))
         try:
             yield
