@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+BUSY_TIMEOUT_MS = 30_000  # how long a statement waits for another connection's write lock
 
 
 def async_url(url: str) -> str:
@@ -31,9 +32,11 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     write lock up front and so never fails half-way with `database is locked`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     else:

@@ -48,11 +48,35 @@ def _render_bytes(obj: Any, default: Any = None, **kwargs: Any) -> bytes:
         return stdlib_json.dumps(obj, default=default, **kwargs).encode()
 
 
+def _add_logger_name(
+    logger: object, _method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """The logger's name, for structlog's own loggers and stdlib records alike."""
+    record = event_dict.get("_record")
+    name = record.name if record is not None else getattr(logger, "name", None)
+    if name is not None:
+        event_dict["logger"] = name
+    return event_dict
+
+
+class _NamedWriteLogger(structlog.WriteLogger):
+    """A WriteLogger that knows its name (structlog's BytesLogger does; this one does not)."""
+
+    def __init__(self, name: str | None) -> None:
+        super().__init__(sys.stdout)
+        self.name = name
+
+
+class _NamedWriteLoggerFactory:
+    def __call__(self, *args: Any) -> _NamedWriteLogger:
+        return _NamedWriteLogger(args[0] if args else None)
+
+
 def _shared_processors() -> list[structlog.typing.Processor]:
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
+        _add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,
     ]
@@ -80,7 +104,7 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
             if json
             else structlog.dev.ConsoleRenderer(colors=False)
         )
-        logger_factory = structlog.WriteLoggerFactory(sys.stdout)
+        logger_factory = _NamedWriteLoggerFactory()
     structlog.configure(
         processors=[*shared, *tail],
         logger_factory=logger_factory,

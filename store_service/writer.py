@@ -6,15 +6,17 @@ savepoint (a refused job leaves no trace, the others still commit), commits once
 answers every job. So each acknowledged change is durable, writers never see `database is
 locked`, and concurrent requests for one SKU or one operation_id are serialized without retries.
 
-Who runs what (measured: see docs/performance.md). The writer thread owns the transaction
-boundaries, the parts that block: `BEGIN IMMEDIATE` (may wait for another process's lock) and
-`COMMIT` (the fsync). The jobs' statements themselves are short, CPU-only work on pages already
-in memory; jobs submitted with `run()` execute them on their own event loop, in one callback per
-batch, while the writer thread waits. Running them on the writer thread instead made the two
-threads fight over the GIL at every statement (sqlite3 releases it around each call), and that
-convoy, not SQLite, was the hot path's largest cost. Jobs from `run_blocking()` (commands,
-tests: no event loop) run on the writer thread. Either way the connection is used by one thread
-at a time, and the transaction is the same.
+Who runs what (measured: see docs/performance.md). Jobs submitted with `run()` are batched on
+their own event loop: one flush, a loop callback, opens the transaction, runs every waiting job
+and hands the COMMIT (the fsync, the one slow part) to the writer thread, which answers the
+batch back on the loop; jobs arriving meanwhile wait for the next flush. The statements are
+short, CPU-only work on cached pages, so the loop runs them without waiting on anything:
+running them on the thread made the two threads fight over the GIL at every statement (sqlite3
+releases it around each call), and every extra hop between thread and loop added a loop turn to
+each request's latency. The loop never waits for the write lock either: if another process holds
+it (the sync worker recording outcomes), the batch goes to the thread, which waits, runs and
+commits it there. Jobs from `run_blocking()` (commands, tests: no event loop) run on the thread.
+A lock says who owns the transaction, so the connection is used by one thread at a time.
 """
 
 import asyncio
@@ -22,6 +24,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -29,57 +32,61 @@ from typing import Any, TypeVar
 
 import structlog
 
-from store_service.db import connect
+from store_service.db import BUSY_TIMEOUT_MS, connect
 
 T = TypeVar("T")
-Job = tuple[
-    Callable[..., Any], tuple[Any, ...], dict[str, Any], "asyncio.AbstractEventLoop | None", Any
-]
+Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 Outcome = tuple[bool, Any]
+LoopBatch = list[tuple[Job, "asyncio.Future[Any]"]]
 
 log = structlog.get_logger(__name__)
 
-_STOP = object()
-# How long the writer waits for an event loop to run its share of a batch before failing those
-# jobs (a loop that stopped running without closing). Far above any real batch (milliseconds).
-LOOP_HANDOFF_TIMEOUT = 30.0
+_STOP = "stop"
+_COMMIT = "commit"  # a loop's batch, run and waiting for its COMMIT on the thread
+_LOOP_BATCH = "loop-batch"  # a loop's batch that found the write lock taken: the thread runs it
+_BLOCKING = "blocking"  # one job from run_blocking()
+# How long a loop's flush waits before trying again when the thread holds the transaction.
+RETRY_FLUSH_SECONDS = 0.001
 
 
 class WriterClosed(RuntimeError):
     """The writer was stopped; nothing more is accepted."""
 
 
-class WriterTimeout(RuntimeError):
-    """An event loop did not run its jobs in time; they were not applied."""
+class _LoopBatcher:
+    """The jobs of one event loop waiting for its next flush. Used only on that loop."""
 
+    def __init__(self, writer: "Writer", loop: asyncio.AbstractEventLoop) -> None:
+        self.writer = writer
+        self.loop = loop
+        self.pending: LoopBatch = []
+        self.busy = False  # a flush is scheduled, or its batch is not committed yet
 
-class _Handoff:
-    """One loop's share of a batch: run on that loop exactly once, or abandoned by the writer."""
+    def submit(self, job: Job, future: "asyncio.Future[Any]") -> None:
+        self.pending.append((job, future))
+        if not self.busy:
+            self.busy = True
+            self.loop.call_soon(self.flush)
 
-    def __init__(self, jobs: list[Job]) -> None:
-        self.jobs = jobs
-        self.outcomes: list[Outcome] | None = None
-        self.done = threading.Event()
-        self._lock = threading.Lock()
-        self._state = "posted"
+    def flush(self) -> None:
+        size = self.writer.max_batch
+        batch, self.pending = self.pending[:size], self.pending[size:]
+        if batch:
+            self.writer._flush_on_loop(self, batch)
+        else:
+            self.busy = False
 
-    def run(self, conn: sqlite3.Connection) -> None:
-        with self._lock:
-            if self._state != "posted":
-                return  # already run, or abandoned by the writer
-            self._state = "running"
-        try:
-            self.outcomes = _run_jobs(conn, self.jobs)
-        finally:
-            self.done.set()
+    def retry_later(self, batch: LoopBatch) -> None:
+        self.pending[:0] = batch
+        self.loop.call_later(RETRY_FLUSH_SECONDS, self.flush)
 
-    def abandon(self) -> bool:
-        """Give up if the loop has not started; False if it is running (then wait for it)."""
-        with self._lock:
-            if self._state == "posted":
-                self._state = "abandoned"
-                return True
-            return False
+    def committed(self, batch: LoopBatch, outcomes: list[Outcome]) -> None:
+        """Called on the loop once the batch's transaction ended: answer, then flush the next."""
+        _settle([future for _job, future in batch], outcomes)
+        self.busy = False
+        if self.pending:
+            self.busy = True
+            self.flush()
 
 
 class Writer:
@@ -87,11 +94,12 @@ class Writer:
 
     def __init__(self, path: Path, *, max_batch: int = 512) -> None:
         self._path = path
-        self._max_batch = max_batch
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
-        self._posted: dict[asyncio.AbstractEventLoop, _Handoff] = {}
+        self._txn = threading.Lock()  # held from BEGIN until COMMIT/ROLLBACK, by loop or thread
+        self._batchers: dict[asyncio.AbstractEventLoop, _LoopBatcher] = {}
         self._closed = False
         self.commits = 0
         self.jobs = 0
@@ -108,28 +116,20 @@ class Writer:
         if self._thread is None or self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        # Called on an event loop (a lifespan): that loop is blocked here, so run whatever the
-        # writer hands to it from here, or the writer would wait for it forever.
-        for _ in range(int(30 / 0.02)):
-            if loop is not None and (handoff := self._posted.get(loop)) is not None:
-                assert self._conn is not None
-                handoff.run(self._conn)
-            self._thread.join(timeout=0.02)
-            if not self._thread.is_alive():
-                break
+        self._queue.put((_STOP,))
+        self._thread.join(timeout=30)
+        self._batchers.clear()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` in the next group transaction; return once committed."""
         if self._closed:
             raise WriterClosed("the database writer is stopped")
         loop = asyncio.get_running_loop()
+        batcher = self._batchers.get(loop)
+        if batcher is None:
+            batcher = self._batchers[loop] = _LoopBatcher(self, loop)
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((fn, args, kwargs, loop, future))
+        batcher.submit((fn, args, kwargs), future)
         return await future
 
     def run_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -137,79 +137,189 @@ class Writer:
         if self._closed:
             raise WriterClosed("the database writer is stopped")
         future: Future[T] = Future()
-        self._queue.put((fn, args, kwargs, None, future))
+        self._queue.put((_BLOCKING, (fn, args, kwargs), future))
         return future.result()
 
+    # --- on the event loop ---------------------------------------------------------------
+
+    def _flush_on_loop(self, batcher: _LoopBatcher, batch: LoopBatch) -> None:
+        if self._closed:
+            closed = (False, WriterClosed("the database writer is stopped"))
+            batcher.committed(batch, [closed] * len(batch))
+            return
+        if not self._txn.acquire(blocking=False):
+            batcher.retry_later(batch)  # the thread is in a transaction: rare, and short
+            return
+        conn = self._conn
+        assert conn is not None
+        try:
+            _begin_without_waiting(conn)
+        except Exception as exc:
+            self._txn.release()
+            if _is_busy(exc):  # another process writes: let the thread wait for the lock
+                self._queue.put((_LOOP_BATCH, batcher, batch))
+            else:
+                batcher.committed(batch, [(False, exc)] * len(batch))
+            return
+        try:
+            outcomes = _run_jobs(conn, [job for job, _future in batch])
+        except Exception as exc:  # a savepoint itself failed (I/O error): give the batch up
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            self._txn.release()
+            batcher.committed(batch, [(False, exc)] * len(batch))
+            return
+        self._queue.put((_COMMIT, batcher, batch, outcomes))
+
+    # --- on the writer thread ------------------------------------------------------------
+
     def _run(self, conn: sqlite3.Connection) -> None:
+        backlog: deque[tuple[Any, ...]] = deque()
+        stopping = False
         try:
             while True:
-                first = self._queue.get()
-                if first is _STOP:
-                    return
-                batch: list[Job] = [first]
-                stop_after = False
-                while len(batch) < self._max_batch:
+                if backlog:
+                    item = backlog.popleft()
+                elif stopping:
                     try:
-                        job = self._queue.get_nowait()
+                        item = self._queue.get_nowait()
                     except queue.Empty:
-                        break
-                    if job is _STOP:
-                        stop_after = True
-                        break
-                    batch.append(job)
-                self._commit_batch(conn, batch)
-                if stop_after:
-                    return
+                        # Wait out a loop's batch still on its way to COMMIT, then keep the
+                        # lock: nothing may open a transaction on the closing connection.
+                        self._acquire_transaction(backlog)
+                        if not backlog:
+                            return
+                        self._txn.release()
+                        continue
+                else:
+                    item = self._queue.get()
+                kind = item[0]
+                if kind == _STOP:
+                    stopping = True
+                elif kind == _COMMIT:
+                    self._commit_loop_batch(conn, item[1], item[2], item[3])
+                elif kind == _LOOP_BATCH:
+                    self._acquire_transaction(backlog)
+                    jobs = [job for job, _future in item[2]]
+                    outcomes = self._run_in_transaction(conn, jobs)
+                    _answer_loop(item[1], item[2], outcomes)
+                else:
+                    blocking = [item]
+                    while backlog and backlog[0][0] == _BLOCKING:
+                        blocking.append(backlog.popleft())
+                    self._acquire_transaction(backlog)
+                    outcomes = self._run_in_transaction(conn, [job for _k, job, _f in blocking])
+                    for (_kind, _job, future), (ok, value) in zip(blocking, outcomes, strict=True):
+                        if ok:
+                            future.set_result(value)
+                        else:
+                            future.set_exception(value)
         finally:
             conn.close()
 
-    def _commit_batch(self, conn: sqlite3.Connection, batch: list[Job]) -> None:
-        outcomes: dict[int, Outcome] = {}
+    def _acquire_transaction(self, backlog: deque[tuple[Any, ...]]) -> None:
+        """Take the transaction lock. A loop may hold it with its COMMIT queued behind whatever
+        the thread is doing: serve commits while waiting, keep everything else for later."""
+        while not self._txn.acquire(timeout=0.005):
+            try:
+                item = self._queue.get(timeout=0.005)
+            except queue.Empty:
+                continue
+            if item[0] == _COMMIT:
+                assert self._conn is not None
+                self._commit_loop_batch(self._conn, item[1], item[2], item[3])
+            else:
+                backlog.append(item)
+
+    def _commit_loop_batch(
+        self,
+        conn: sqlite3.Connection,
+        batcher: _LoopBatcher,
+        batch: LoopBatch,
+        outcomes: list[Outcome],
+    ) -> None:
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            by_loop: dict[asyncio.AbstractEventLoop | None, list[int]] = {}
-            for index, job in enumerate(batch):
-                by_loop.setdefault(job[3], []).append(index)
-            for loop, indexes in by_loop.items():
-                jobs = [batch[i] for i in indexes]
-                results = _run_jobs(conn, jobs) if loop is None else self._on_loop(loop, jobs)
-                outcomes.update(zip(indexes, results, strict=True))
-            conn.execute("COMMIT")
-        except Exception as exc:
-            # The commit itself failed (disk full, I/O error): nothing in the batch is durable.
-            log.error("writer_commit_failed", error=repr(exc), jobs=len(batch))
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = dict.fromkeys(range(len(batch)), (False, exc))
+            outcomes = _commit(conn, outcomes)
+        finally:
+            self._txn.release()
         self.commits += 1
         self.jobs += len(batch)
-        _deliver(batch, [outcomes[i] for i in range(len(batch))])
+        _answer_loop(batcher, batch, outcomes)
 
-    def _on_loop(self, loop: asyncio.AbstractEventLoop, jobs: list[Job]) -> list[Outcome]:
-        """Have `loop` run these jobs on this connection now, and wait until it has."""
-        handoff = _Handoff(jobs)
-        self._posted[loop] = handoff
+    def _run_in_transaction(self, conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
+        """BEGIN (waiting for the lock), run, COMMIT: all on this thread; the caller holds _txn."""
         try:
             try:
-                loop.call_soon_threadsafe(handoff.run, self._conn)
-            except RuntimeError:  # a closed loop: its callers are gone
-                handoff.abandon()
-                return [(False, WriterClosed("the caller's event loop is closed"))] * len(jobs)
-            if not handoff.done.wait(LOOP_HANDOFF_TIMEOUT) and handoff.abandon():
-                error = WriterTimeout("the event loop did not run its database jobs")
-                return [(False, error)] * len(jobs)
-            handoff.done.wait()
-            assert handoff.outcomes is not None
-            return handoff.outcomes
+                conn.execute("BEGIN IMMEDIATE")
+            except Exception as exc:
+                return [(False, exc)] * len(jobs)
+            outcomes = _commit(conn, _run_jobs(conn, jobs))
         finally:
-            self._posted.pop(loop, None)
+            self._txn.release()
+        self.commits += 1
+        self.jobs += len(jobs)
+        return outcomes
+
+
+def _begin_without_waiting(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE that fails at once (SQLITE_BUSY) instead of sleeping for the lock."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+def _is_busy(exc: Exception) -> bool:
+    return (
+        isinstance(exc, sqlite3.OperationalError)
+        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+    )
+
+
+def _commit(conn: sqlite3.Connection, outcomes: list[Outcome]) -> list[Outcome]:
+    """COMMIT the open transaction; if that fails nothing in it is durable, so every job fails."""
+    try:
+        conn.execute("COMMIT")
+    except Exception as exc:
+        # The commit itself failed (disk full, I/O error): nothing in the batch is durable.
+        log.error("writer_commit_failed", error=repr(exc), jobs=len(outcomes))
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        return [(False, exc)] * len(outcomes)
+    return outcomes
 
 
 def _run_jobs(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
-    """Run each job in its own savepoint inside the open transaction."""
+    """Run each job inside the open transaction; a failed job leaves nothing behind.
+
+    Jobs run without a savepoint each: a job that refuses (stale version, reused id) raises
+    before it writes, so there is nothing to undo, and two statements per job are saved. Only
+    if a job raised after writing (the connection's change count moved) is the batch undone to
+    its start and run again with a savepoint per job.
+    """
+    conn.execute("SAVEPOINT batch")
+    outcomes: list[Outcome] = []
+    for fn, args, kwargs in jobs:
+        before = conn.total_changes
+        try:
+            outcomes.append((True, fn(conn, *args, **kwargs)))
+        except Exception as exc:
+            if not conn.in_transaction:  # the error ended the transaction (e.g. disk full)
+                return [(False, exc)] * len(jobs)
+            if conn.total_changes != before:
+                conn.execute("ROLLBACK TO batch")
+                outcomes = _run_jobs_with_savepoints(conn, jobs)
+                break
+            outcomes.append((False, exc))
+    conn.execute("RELEASE batch")
+    return outcomes
+
+
+def _run_jobs_with_savepoints(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     execute = conn.execute
-    for fn, args, kwargs, _loop, _future in jobs:
+    for fn, args, kwargs in jobs:
         execute("SAVEPOINT job")
         try:
             result = fn(conn, *args, **kwargs)
@@ -223,24 +333,13 @@ def _run_jobs(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
     return outcomes
 
 
-def _deliver(batch: list[Job], outcomes: list[Outcome]) -> None:
-    """Answer every job; one wake-up per event loop rather than one per job."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
-    for (_fn, _args, _kwargs, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
-        if loop is None:
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
-        else:
-            by_loop.setdefault(loop, []).append((future, ok, value))
-    for loop, items in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # a closed loop: its callers are gone
-            loop.call_soon_threadsafe(_settle, items)
+def _answer_loop(batcher: _LoopBatcher, batch: LoopBatch, outcomes: list[Outcome]) -> None:
+    with contextlib.suppress(RuntimeError):  # a closed loop: its callers are gone
+        batcher.loop.call_soon_threadsafe(batcher.committed, batch, outcomes)
 
 
-def _settle(items: list[tuple[Any, bool, Any]]) -> None:
-    for future, ok, value in items:
+def _settle(futures: list["asyncio.Future[Any]"], outcomes: list[Outcome]) -> None:
+    for future, (ok, value) in zip(futures, outcomes, strict=True):
         if future.done():
             continue  # the caller was cancelled; the write is committed all the same
         if ok:

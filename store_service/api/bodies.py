@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope
 
 from store_service.api.problems import ProblemError
 
@@ -25,15 +27,35 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
+def _content_type(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The whole body from the ASGI channel (Starlette's `Request.body()` goes through an async
+    generator and a Headers object: measurable on the hot path)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
 async def parse_json_body(request: Request, model: type[M]) -> M:
-    if not _is_json(request.headers.get("content-type")):
+    if not _is_json(_content_type(request.scope)):
         raise ProblemError(
             415,
             "unsupported-media-type",
             "Unsupported media type",
             "Send the body as application/json.",
         )
-    raw = await request.body()
+    raw = await _read_body(request.receive)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

@@ -84,3 +84,55 @@ def test_the_database_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
     conn = connect(tmp_path / "p.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+async def test_loop_jobs_wait_out_another_process_holding_the_write_lock(writer) -> None:  # type: ignore[no-untyped-def]
+    """The loop never sleeps on the lock: the batch moves to the writer thread, which waits."""
+    w, path = writer
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t (k, v) VALUES ('other', 0)")
+    jobs = asyncio.gather(*(w.run(_insert, f"late{i}", i) for i in range(20)))
+    # Had the loop waited for the lock itself, it could not get here to release it (the
+    # other connection is on this thread): the jobs would fail after the 30 s busy timeout.
+    await asyncio.sleep(0.2)
+    assert not jobs.done()
+    other.execute("COMMIT")
+    keys = await asyncio.wait_for(jobs, timeout=10)
+    assert sorted(keys) == sorted(f"late{i}" for i in range(20))
+    count = sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone()[0]
+    assert count == 21
+
+
+async def test_blocking_and_loop_callers_at_once_all_land(writer) -> None:  # type: ignore[no-untyped-def]
+    w, path = writer
+
+    def blocking_callers() -> list[str]:
+        return [w.run_blocking(_insert, f"b{i}", i) for i in range(100)]
+
+    thread_side = asyncio.to_thread(blocking_callers)
+    loop_side = asyncio.gather(*(w.run(_insert, f"l{i}", i) for i in range(300)))
+    blocking_keys, loop_keys = await asyncio.wait_for(
+        asyncio.gather(thread_side, loop_side), timeout=60
+    )
+    assert len(blocking_keys) == 100
+    assert len(loop_keys) == 300
+    rows = sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone()
+    assert rows == (400,)
+
+
+async def test_stop_answers_every_job_it_took(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _make_table(path)
+    w = Writer(path).start()
+    jobs = [asyncio.ensure_future(w.run(_insert, f"k{i}", i)) for i in range(50)]
+    await asyncio.sleep(0)  # the first flush runs; the rest queue behind its commit
+    w.stop()
+    results = await asyncio.wait_for(asyncio.gather(*jobs, return_exceptions=True), timeout=30)
+    landed = {row[0] for row in sqlite3.connect(path).execute("SELECT k FROM t")}
+    for i, result in enumerate(results):
+        if isinstance(result, WriterClosed):
+            assert f"k{i}" not in landed
+        else:
+            assert result == f"k{i}"
+            assert result in landed
