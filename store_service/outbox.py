@@ -209,7 +209,9 @@ def claim_due_unexpired(
 
 def has_due(conn: sqlite3.Connection, *, now: float) -> bool:
     row = conn.execute(
-        "SELECT 1 FROM changes WHERE status = 'pending' AND next_attempt_at <= ? LIMIT 1", (now,)
+        "SELECT 1 FROM changes INDEXED BY ix_changes_pending_due "
+        "WHERE status = 'pending' AND next_attempt_at <= ? LIMIT 1",
+        (now,),
     ).fetchone()
     return row is not None
 
@@ -453,7 +455,8 @@ def oldest_pending_created_at(conn: sqlite3.Connection) -> float | None:
 
 def next_attempt_at(conn: sqlite3.Connection) -> float | None:
     row = conn.execute(
-        "SELECT min(next_attempt_at) AS due FROM changes WHERE status = 'pending'"
+        "SELECT min(next_attempt_at) AS due FROM changes INDEXED BY ix_changes_pending_due "
+        "WHERE status = 'pending'"
     ).fetchone()
     return None if row["due"] is None else float(row["due"])
 
