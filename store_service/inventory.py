@@ -1,6 +1,7 @@
 """Inventory use cases: read the local view, apply an update together with its outbox row."""
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ class UpdateResult:
 class OperationReused(Exception):
     """The operation_id is already taken by a change with a different payload."""
 
-    def __init__(self, operation_id: str, stored: sqlite3.Row) -> None:
+    def __init__(self, operation_id: str, stored: Mapping[str, Any]) -> None:
         super().__init__(f"operation_id {operation_id!r} was already used with another payload")
         self.operation_id = operation_id
         self.stored = stored
@@ -84,6 +85,16 @@ def save_item(conn: sqlite3.Connection, item: ItemState, now: float) -> None:
     )
 
 
+_LOOKUP = """
+    SELECT c.sku, c.delta, c.expected_version, c.response_status, c.response_body,
+        i.quantity, i.version, i.pending_delta, i.pending_count, i.central_quantity,
+        i.central_version
+    FROM (SELECT ? AS operation_id, ? AS sku) AS k
+    LEFT JOIN changes AS c ON c.operation_id = k.operation_id
+    LEFT JOIN inventory_items AS i ON i.sku = k.sku
+"""
+
+
 def apply_update(
     conn: sqlite3.Connection, command: UpdateCommand, *, allow_negative: bool, now: float
 ) -> UpdateResult:
@@ -93,21 +104,20 @@ def apply_update(
     reused with another payload. Refusals (stale version, insufficient stock) are not stored:
     the client may fix and resend under the same operation_id.
     """
-    stored = conn.execute(
-        "SELECT sku, delta, expected_version, response_status, response_body "
-        "FROM changes WHERE operation_id = ?",
-        (command.operation_id,),
-    ).fetchone()
-    if stored is not None:
-        if (stored["sku"], stored["delta"], stored["expected_version"]) != (
-            command.sku,
-            command.delta,
-            command.version,
-        ):
+    # One statement for both lookups (the replay check and the item): on the hot path each
+    # statement's fixed cost in the sqlite3 module is larger than the index lookups themselves.
+    row = conn.execute(_LOOKUP, (command.operation_id, command.sku)).fetchone()
+    if row[0] is not None:
+        stored = {"sku": row[0], "delta": row[1], "expected_version": row[2]}
+        if (row[0], row[1], row[2]) != (command.sku, command.delta, command.version):
             raise OperationReused(command.operation_id, stored)
-        return UpdateResult(stored["response_status"], stored["response_body"].encode(), True)
+        return UpdateResult(row[3], row[4].encode(), True)
 
-    item = load_item(conn, command.sku) or domain.new_item(command.sku)
+    item = (
+        domain.new_item(command.sku)
+        if row[5] is None
+        else ItemState(command.sku, row[5], row[6], row[7], row[8], row[9], row[10])
+    )
     updated = domain.apply_delta(
         item, delta=command.delta, expected_version=command.version, allow_negative=allow_negative
     )
