@@ -25,10 +25,11 @@ import queue
 import sqlite3
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -37,6 +38,7 @@ from store_service.db import BUSY_TIMEOUT_MS, connect
 T = TypeVar("T")
 Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 Outcome = tuple[bool, Any]
+Call = tuple[tuple[Any, ...], dict[str, Any]]  # one job's (args, kwargs)
 LoopBatch = list[tuple[Job, "asyncio.Future[Any]"]]
 
 log = structlog.get_logger(__name__)
@@ -47,6 +49,24 @@ _LOOP_BATCH = "loop-batch"  # a loop's batch that found the write lock taken: th
 _BLOCKING = "blocking"  # one job from run_blocking()
 # How long a loop's flush waits before trying again when the thread holds the transaction.
 RETRY_FLUSH_SECONDS = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class Batchable(Generic[T]):
+    """A job that can also run many of its calls at once.
+
+    `one(conn, *args, **kwargs)` is the job itself (calling a Batchable calls it); `many(conn,
+    calls)` runs consecutive calls of the same Batchable in a batch together and returns one
+    outcome per call, `(True, result)` or `(False, refusal)`, writing nothing for a refused
+    call and giving exactly the outcomes `one` would give in order. If `many` raises, the
+    batch is undone and every job runs again on its own.
+    """
+
+    one: Callable[..., T]
+    many: Callable[[sqlite3.Connection, Sequence[Call]], list[Outcome]]
+
+    def __call__(self, conn: sqlite3.Connection, *args: Any, **kwargs: Any) -> T:
+        return self.one(conn, *args, **kwargs)
 
 
 class WriterClosed(RuntimeError):
@@ -294,24 +314,36 @@ def _run_jobs(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
     """Run each job inside the open transaction; a failed job leaves nothing behind.
 
     Jobs run without a savepoint each: a job that refuses (stale version, reused id) raises
-    before it writes, so there is nothing to undo, and two statements per job are saved. Only
-    if a job raised after writing (the connection's change count moved) is the batch undone to
-    its start and run again with a savepoint per job.
+    before it writes, so there is nothing to undo, and two statements per job are saved; a run
+    of consecutive calls to one Batchable goes to its `many` in one go. Only if a job raised
+    after writing (the connection's change count moved), or a `many` raised, is the batch undone
+    to its start and run again with a savepoint per job.
     """
     conn.execute("SAVEPOINT batch")
     outcomes: list[Outcome] = []
-    for fn, args, kwargs in jobs:
+    index = 0
+    while index < len(jobs):
+        fn, args, kwargs = jobs[index]
+        end = index + 1
+        if isinstance(fn, Batchable):
+            while end < len(jobs) and jobs[end][0] is fn:
+                end += 1
         before = conn.total_changes
         try:
-            outcomes.append((True, fn(conn, *args, **kwargs)))
+            if end - index > 1:
+                assert isinstance(fn, Batchable)
+                outcomes.extend(fn.many(conn, [(a, k) for _fn, a, k in jobs[index:end]]))
+            else:
+                outcomes.append((True, fn(conn, *args, **kwargs)))
         except Exception as exc:
             if not conn.in_transaction:  # the error ended the transaction (e.g. disk full)
                 return [(False, exc)] * len(jobs)
-            if conn.total_changes != before:
+            if end - index > 1 or conn.total_changes != before:
                 conn.execute("ROLLBACK TO batch")
                 outcomes = _run_jobs_with_savepoints(conn, jobs)
                 break
             outcomes.append((False, exc))
+        index = end
     conn.execute("RELEASE batch")
     return outcomes
 

@@ -145,7 +145,7 @@ async def update_item(request: Request) -> Response:
     allow_negative = runtime.settings.allow_negative_stock
     try:
         result = await runtime.writer.run(
-            inventory.apply_update, command, allow_negative=allow_negative, now=time.time()
+            inventory.apply_update_job, command, allow_negative=allow_negative, now=time.time()
         )
     except domain.VersionMismatch as exc:
         log.info(

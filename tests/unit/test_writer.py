@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from store_service.db import connect
-from store_service.writer import Writer, WriterClosed
+from store_service.writer import Batchable, Writer, WriterClosed
 
 
 def _make_table(path: Path) -> None:
@@ -136,3 +136,17 @@ async def test_stop_answers_every_job_it_took(tmp_path: Path) -> None:
         else:
             assert result == f"k{i}"
             assert result in landed
+
+
+def _insert_many_then_fail(conn: sqlite3.Connection, calls: object) -> list[tuple[bool, object]]:
+    conn.execute("INSERT INTO t (k, v) VALUES ('half-done', 0)")
+    raise RuntimeError("a bug half-way through the batch")
+
+
+async def test_a_failing_batched_call_falls_back_to_one_job_at_a_time(writer) -> None:  # type: ignore[no-untyped-def]
+    w, path = writer
+    job = Batchable(one=_insert, many=_insert_many_then_fail)
+    keys = await asyncio.gather(*(w.run(job, f"b{i}", i) for i in range(30)))
+    assert sorted(keys) == sorted(f"b{i}" for i in range(30))
+    keys_in_db = {row[0] for row in sqlite3.connect(path).execute("SELECT k FROM t")}
+    assert keys_in_db == {f"b{i}" for i in range(30)}, "the half-done batch left nothing"
