@@ -404,7 +404,40 @@ def render(report: dict[str, Any]) -> str:
             f"{drain['one_by_one_extrapolated_s']:.0f} s) |",
             f"| drain / one-by-one | {drain['ratio_to_one_by_one']:.1f}x |",
         ]
+    soon = report.get("soon")
+    if soon and "skipped" in soon:
+        lines += ["", f"(d) sync soon: skipped, {soon['skipped']}"]
+    elif soon:
+        lines += [
+            "",
+            "| (d) sync soon: local answer -> applied by central | value |",
+            "|---|---|",
+            f"| load | {soon['rate_per_s']:.0f} updates/s for {soon['seconds']:.0f} s, one paced "
+            f"client, debounce {soon['debounce_s']} s |",
+            f"| reached central | {soon['reached_central']:,} of {soon['updates']:,} |",
+            f"| latency median / p90 / p99 / max | {soon['median_s']:.2f} / {soon['p90_s']:.2f} / "
+            f"{soon['p99_s']:.2f} / {soon['max_s']:.2f} s |",
+        ]
     return "\n".join(lines)
+
+
+def _sync_soon(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from loadtests.sync_soon_bench import bench_sync_soon, broker_available, default_broker_url
+
+    broker_url = args.broker_url or default_broker_url()
+    if not broker_available(broker_url):
+        return {
+            "skipped": f"RabbitMQ is not reachable at {broker_url}; start it with "
+            "`bash scripts/services/rabbitmq.sh ensure` or pass --broker-url"
+        }
+    print(f"  (d) sync soon: {args.soon_rate:.0f} updates/s for {args.soon_seconds:.0f} s...")
+    return bench_sync_soon(
+        workdir,
+        broker_url=broker_url,
+        rate=args.soon_rate,
+        seconds=args.soon_seconds,
+        debounce=args.soon_debounce,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -431,8 +464,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=1000, help="STORE_SYNC_BATCH_SIZE")
     parser.add_argument("--one-by-one-sample", type=int, default=2000)
+    parser.add_argument("--skip-soon", action="store_true", help="skip (d), sync-soon latency")
+    parser.add_argument("--only-soon", action="store_true", help="run (d) alone")
+    parser.add_argument("--soon-rate", type=float, default=100.0, help="(d) updates per second")
+    parser.add_argument("--soon-seconds", type=float, default=30.0, help="(d) seconds of load")
+    parser.add_argument("--soon-debounce", type=float, default=0.3, help="STORE_SYNC_SOON_SECONDS")
+    parser.add_argument("--broker-url", default=None, help="RabbitMQ for (d) (STORE_BROKER_URL)")
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
     args = parser.parse_args(argv)
+    if args.only_soon:
+        args.skip_http = args.skip_drain = True
+        args.skip_soon = False
 
     report: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -456,6 +498,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 batch_size=args.batch_size,
                 sample=args.one_by_one_sample,
             )
+        if not args.skip_soon:
+            report["soon"] = _sync_soon(args, workdir / "soon")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{report['started_at'].replace(':', '')}.json"
     path.write_text(json.dumps(report, indent=2))
