@@ -1,26 +1,32 @@
 """`GET /metrics` for the API: request rate/errors/latency per route, update outcomes, backlog.
 
-prometheus-fastapi-instrumentator measures every request in one pure ASGI middleware, labelled
-by route template (`/v1/local/inventory/{sku}/update`, never the raw path). Its default set
-(request and response size histograms, a 21-bucket latency histogram) is replaced by two
-series families to keep the hot path cheap: a request counter and a latency histogram.
+One pure ASGI middleware measures every request, labelled by route template
+(`/v1/local/inventory/{sku}/update`, never the raw path): the template is read from the route
+the router matched (`scope["route"]`) after the answer. prometheus-fastapi-instrumentator did
+this before; it resolved the route again on every request by flattening FastAPI's included
+routers, which cost the update path about a third of its throughput (docs/performance.md). The
+series are the ones it exported: `store_http_requests_total{handler,method,status}` and
+`store_http_request_duration_seconds{handler,method,status}`, status grouped (`2xx`).
 
-Update outcomes are counted in the same middleware pass, from what the route and the problem
-handlers produced: 200 is `applied`, or `replayed` with `Idempotent-Replayed: true`; a problem
-is classified by the slug the problem handler records on the request state
+Update outcomes are counted in the same pass, from what the route and the problem handlers
+produced: 200 is `applied`, or `replayed` with `Idempotent-Replayed: true`; a problem is
+classified by the slug the problem handler records on the request state
 (`problems.PROBLEM_SLUG_STATE`): `version_conflict`, `insufficient_stock`; any other 4xx is
 `invalid`; a 5xx is `error`. Nothing is counted inside the writer.
 
 Each app has its own registry (tests build many apps in one process).
 """
 
-from collections.abc import Callable
+import time
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_fastapi_instrumentator import Instrumentator
-from prometheus_fastapi_instrumentator import metrics as pfi_metrics
-from prometheus_fastapi_instrumentator.metrics import Info
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store_service.api.problems import PROBLEM_SLUG_STATE
 from store_service.backlog_metrics import BacklogCollector
@@ -35,22 +41,88 @@ _PROBLEM_OUTCOMES = {
 }
 # Latency buckets around what the hot path does (a group commit is a few milliseconds).
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Not measured: the scrape itself and the probes.
+EXCLUDED_PREFIXES = ("/metrics", "/health")
+_REPLAYED = (b"idempotent-replayed", b"true")
 
 
-def update_outcome(info: Info) -> str:
+def update_outcome(status: int, replayed: bool, problem_slug: str | None) -> str:
     """The outcome label of one answered update request."""
-    status = info.response.status_code if info.response is not None else 500
     if status == 200:
-        replayed = info.response.headers.get("idempotent-replayed") == "true"
         return "replayed" if replayed else "applied"
     if status >= 500:
         return "error"
-    slug = getattr(info.request.state, PROBLEM_SLUG_STATE, None)
-    return _PROBLEM_OUTCOMES.get(slug or "", "invalid")
+    return _PROBLEM_OUTCOMES.get(problem_slug or "", "invalid")
 
 
-def _update_outcomes(registry: CollectorRegistry) -> Callable[[Info], None]:
-    counter = Counter(
+class RequestMetricsMiddleware:
+    """Counts and times every routed request, and classifies update answers, in one pass."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        requests: Counter,
+        latency: Histogram,
+        updates: Counter,
+    ) -> None:
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+        self.updates = {outcome: updates.labels(outcome) for outcome in (*UPDATE_OUTCOMES, "error")}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        answer: dict[str, Any] = {"status": 500, "replayed": False}
+
+        async def send_with_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                answer["replayed"] = _REPLAYED in [tuple(h) for h in message.get("headers", ())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            self._observe(scope, answer["status"], answer["replayed"], started)
+
+    def _observe(self, scope: Scope, status: int, replayed: bool, started: float) -> None:
+        route = scope.get("route")
+        handler = getattr(route, "path", None)
+        if handler is None or handler.startswith(EXCLUDED_PREFIXES):
+            return  # untemplated (404s, scanners' paths) or excluded: no label to grow
+        method = scope["method"]
+        group = f"{status // 100}xx"
+        self.requests.labels(method, group, handler).inc()
+        self.latency.labels(method, group, handler).observe(time.perf_counter() - started)
+        if handler == UPDATE_HANDLER:
+            state: Mapping[str, Any] = scope.get("state") or {}
+            self.updates[update_outcome(status, replayed, state.get(PROBLEM_SLUG_STATE))].inc()
+
+
+def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
+    """Add the metrics middleware (call after the other middleware) and `GET /metrics`."""
+    registry = CollectorRegistry(auto_describe=True)
+    labels = ["method", "status", "handler"]
+    requests = Counter(
+        "http_requests",
+        "Total number of requests by method, status and handler.",
+        labels,
+        namespace=NAMESPACE,
+        registry=registry,
+    )
+    latency = Histogram(
+        "http_request_duration_seconds",
+        "Latency with only few buckets by handler, method and status.",
+        labels,
+        namespace=NAMESPACE,
+        buckets=LATENCY_BUCKETS,
+        registry=registry,
+    )
+    updates = Counter(
         "updates",
         "Answered stock updates by outcome (applied, replayed, version_conflict, "
         "insufficient_stock, invalid, error).",
@@ -58,32 +130,14 @@ def _update_outcomes(registry: CollectorRegistry) -> Callable[[Info], None]:
         namespace=NAMESPACE,
         registry=registry,
     )
-    for outcome in UPDATE_OUTCOMES:
-        counter.labels(outcome)
-
-    def instrumentation(info: Info) -> None:
-        if info.modified_handler == UPDATE_HANDLER:
-            counter.labels(update_outcome(info)).inc()
-
-    return instrumentation
-
-
-def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
-    """Instrument the app (call after adding the other middleware) and add `GET /metrics`."""
-    registry = CollectorRegistry(auto_describe=True)
-    instrumentator = Instrumentator(
-        should_group_status_codes=True,
-        should_ignore_untemplated=True,  # scanners' random paths would grow the label set
-        excluded_handlers=["^/metrics$", "^/health"],
-        registry=registry,
-    )
-    instrumentator.add(
-        pfi_metrics.requests(metric_namespace=NAMESPACE, registry=registry),
-        pfi_metrics.latency(metric_namespace=NAMESPACE, buckets=LATENCY_BUCKETS, registry=registry),
-        _update_outcomes(registry),
-    )
     registry.register(BacklogCollector(settings.database_path))
-    instrumentator.instrument(app, metric_namespace=NAMESPACE).expose(
-        app, include_in_schema=True, tags=["health"]
+    app.add_middleware(
+        RequestMetricsMiddleware, requests=requests, latency=latency, updates=updates
     )
+
+    @app.get("/metrics", tags=["health"], summary="Metrics")
+    def metrics(request: Request) -> Response:
+        """Endpoint that serves Prometheus metrics."""
+        return Response(content=generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     return registry
