@@ -2,8 +2,9 @@
 
 import asyncio
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import make_url
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000  # how long a statement waits for another connection's write lock
+IN_CHUNK = 500  # values per `IN (...)` list: far below SQLite's 32,766 host parameters
 
 
 def async_url(url: str) -> str:
@@ -44,6 +46,15 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def select_in(conn: sqlite3.Connection, sql: str, values: Iterable[Any]) -> Iterator[Any]:
+    """The rows of `sql`, whose `{marks}` stands for an `IN (...)` list, for the distinct
+    `values`: one query per IN_CHUNK of them."""
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), IN_CHUNK):
+        chunk = unique[start : start + IN_CHUNK]
+        yield from conn.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
 
 
 def alembic_config(database_url: str) -> "Config":

@@ -1,13 +1,14 @@
 """Inventory use cases: read the local view, apply an update together with its outbox row."""
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from store_service import domain
+from store_service.db import select_in
 from store_service.domain import ItemState
 from store_service.writer import Batchable, Call, Outcome
 
@@ -68,9 +69,6 @@ _LOOKUP = """
     LEFT JOIN changes AS c ON c.operation_id = k.operation_id
     LEFT JOIN inventory_items AS i ON i.sku = k.sku
 """
-
-# SQLite allows 32,766 host parameters per statement; lookups go in chunks well below that.
-_CHUNK = 500
 
 
 def _item_params(item: ItemState, created_at: float, updated_at: float) -> tuple[Any, ...]:
@@ -195,7 +193,7 @@ def apply_updates(conn: sqlite3.Connection, calls: Sequence[Call]) -> list[Outco
     """
     commands: list[UpdateCommand] = [args[0] for args, _kwargs in calls]
     stored = _stored_changes(conn, [command.operation_id for command in commands])
-    items = _items(conn, [command.sku for command in commands])
+    items = load_items(conn, [command.sku for command in commands])
     outcomes: list[Outcome] = []
     new_changes: list[tuple[Any, ...]] = []
     touched: dict[str, tuple[float, float]] = {}  # sku -> (first, last) time of its writes
@@ -230,33 +228,24 @@ def apply_updates(conn: sqlite3.Connection, calls: Sequence[Call]) -> list[Outco
 
 
 def _stored_changes(conn: sqlite3.Connection, operation_ids: list[str]) -> dict[str, _Stored]:
-    found: dict[str, _Stored] = {}
-    unique = list(dict.fromkeys(operation_ids))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            "SELECT operation_id, sku, delta, expected_version, response_status, "  # noqa: S608
-            f"response_body FROM changes WHERE operation_id IN ({marks})",
-            chunk,
-        ):
-            found[row[0]] = _Stored(row[1], row[2], row[3], row[4], row[5].encode())
-    return found
+    rows = select_in(
+        conn,
+        "SELECT operation_id, sku, delta, expected_version, response_status, response_body "
+        "FROM changes WHERE operation_id IN ({marks})",
+        operation_ids,
+    )
+    return {row[0]: _Stored(row[1], row[2], row[3], row[4], row[5].encode()) for row in rows}
 
 
-def _items(conn: sqlite3.Connection, skus: list[str]) -> dict[str, ItemState]:
-    found: dict[str, ItemState] = {}
-    unique = list(dict.fromkeys(skus))
-    for start in range(0, len(unique), _CHUNK):
-        chunk = unique[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            "SELECT sku, quantity, version, pending_delta, pending_count, central_quantity, "  # noqa: S608
-            f"central_version FROM inventory_items WHERE sku IN ({marks})",
-            chunk,
-        ):
-            found[row[0]] = ItemState(*row)
-    return found
+def load_items(conn: sqlite3.Connection, skus: Iterable[str]) -> dict[str, ItemState]:
+    """The stored local view of each SKU that has one (one query per 500 SKUs)."""
+    rows = select_in(
+        conn,
+        "SELECT sku, quantity, version, pending_delta, pending_count, central_quantity, "
+        "central_version FROM inventory_items WHERE sku IN ({marks})",
+        skus,
+    )
+    return {row[0]: ItemState(*row) for row in rows}
 
 
 apply_update_job = Batchable(one=apply_update, many=apply_updates)

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from store_service.db import select_in
 from store_service.inventory import PENDING_STATES  # noqa: F401 (re-exported: the pending set)
 
 SYNC_LEASE = "sync"
@@ -30,9 +31,6 @@ LAST_RUN = "last_run"
 AUTH_FAILED = "auth_failed"
 
 # The SQL below spells these state lists out; tests/unit/test_outbox_claims.py keeps them in step.
-
-# SKUs per `IN (…)` list: far below SQLite's bound-parameter limit whatever the batch size.
-_CHUNK = 500
 
 
 class ChangeNotFound(LookupError):
@@ -409,16 +407,15 @@ def pending_totals_many(
     """`pending_totals` for many SKUs in one `GROUP BY` (per 500 SKUs); (0, 0) when none."""
     wanted = sorted(set(skus))
     totals = dict.fromkeys(wanted, (0, 0))
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for sku, total, n in conn.execute(
-            "SELECT sku, sum(delta), count(*) FROM changes "  # noqa: S608
-            f"WHERE sku IN ({marks}) AND status IN ('pending', 'in_flight', 'conflict') "
-            "GROUP BY sku",  # = PENDING_STATES
-            chunk,
-        ):
-            totals[sku] = (int(total), int(n))
+    rows = select_in(
+        conn,
+        "SELECT sku, sum(delta), count(*) FROM changes "
+        "WHERE sku IN ({marks}) AND status IN ('pending', 'in_flight', 'conflict') "
+        "GROUP BY sku",  # = PENDING_STATES
+        wanted,
+    )
+    for sku, total, n in rows:
+        totals[sku] = (int(total), int(n))
     return totals
 
 

@@ -27,6 +27,7 @@ from store_service.central_client import CentralAuthFailed, CentralClient, Centr
 from store_service.config import Settings, get_settings
 from store_service.db import connect
 from store_service.domain import ItemState
+from store_service.inventory import load_items
 
 log = structlog.get_logger(__name__)
 
@@ -127,21 +128,6 @@ def reconcile_many(
         ],
     )
     return updated
-
-
-def load_items(conn: sqlite3.Connection, skus: Sequence[str]) -> dict[str, ItemState]:
-    """The stored local view of each SKU that has one (one query per 500 SKUs)."""
-    items: dict[str, ItemState] = {}
-    for start in range(0, len(skus), 500):
-        chunk = skus[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for row in conn.execute(
-            "SELECT sku, quantity, version, pending_delta, pending_count, central_quantity, "  # noqa: S608
-            f"central_version FROM inventory_items WHERE sku IN ({marks})",
-            chunk,
-        ):
-            items[row[0]] = ItemState(*row)
-    return items
 
 
 def fetch(client: CentralClient, sku: str) -> tuple[int, int]:

@@ -57,8 +57,9 @@ from store_service.central_client import (
 )
 from store_service.config import ConflictStrategy, Settings
 from store_service.db import connect
+from store_service.inventory import load_items
 from store_service.outbox import ClaimedChange
-from store_service.refresh import load_items, reconcile_many
+from store_service.refresh import reconcile_many
 
 log = structlog.get_logger(__name__)
 
