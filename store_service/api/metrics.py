@@ -76,29 +76,31 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        answer: dict[str, Any] = {"status": 500, "replayed": False}
+        start: Message = {"status": 500}  # what the app answered; 500 if it never did
 
         async def send_with_status(message: Message) -> None:
+            nonlocal start
             if message["type"] == "http.response.start":
-                answer["status"] = message["status"]
-                answer["replayed"] = _REPLAYED in [tuple(h) for h in message.get("headers", ())]
+                start = message
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            self._observe(scope, answer["status"], answer["replayed"], started)
+            self._observe(scope, start, started)
 
-    def _observe(self, scope: Scope, status: int, replayed: bool, started: float) -> None:
+    def _observe(self, scope: Scope, start: Message, started: float) -> None:
         route = scope.get("route")
         handler = getattr(route, "path", None)
         if handler is None or handler.startswith(EXCLUDED_PREFIXES):
             return  # untemplated (404s, scanners' paths) or excluded: no label to grow
         method = scope["method"]
+        status = start["status"]
         group = f"{status // 100}xx"
         self.requests.labels(method, group, handler).inc()
         self.latency.labels(method, group, handler).observe(time.perf_counter() - started)
         if handler == UPDATE_HANDLER:
+            replayed = any(tuple(h) == _REPLAYED for h in start.get("headers", ()))
             state: Mapping[str, Any] = scope.get("state") or {}
             self.updates[update_outcome(status, replayed, state.get(PROBLEM_SLUG_STATE))].inc()
 
