@@ -31,21 +31,19 @@ _ORJSON_OPTIONS = (
 )
 
 
-def _dumps(obj: Any, default: Any = None, **kwargs: Any) -> str:
-    """JSONRenderer's serializer: orjson (several times faster than `json.dumps`), falling back
-    to the standard library for what orjson refuses (e.g. integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(obj, default=default, option=_ORJSON_OPTIONS).decode()
-    except TypeError:
-        return stdlib_json.dumps(obj, default=default, **kwargs)
-
-
 def _render_bytes(obj: Any, default: Any = None, **kwargs: Any) -> bytes:
-    """The same as `_dumps`, as bytes: what structlog's BytesLogger writes without re-encoding."""
+    """JSONRenderer's serializer: orjson (several times faster than `json.dumps`), falling back
+    to the standard library for what orjson refuses (e.g. integers beyond 64 bits). Bytes:
+    what structlog's BytesLogger writes without re-encoding."""
     try:
         return orjson.dumps(obj, default=default, option=_ORJSON_OPTIONS)
     except TypeError:
         return stdlib_json.dumps(obj, default=default, **kwargs).encode()
+
+
+def _dumps(obj: Any, default: Any = None, **kwargs: Any) -> str:
+    """The same as text, for the stdlib handler and a stdout without a byte buffer."""
+    return _render_bytes(obj, default, **kwargs).decode()
 
 
 def _add_logger_name(
@@ -93,28 +91,20 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """
     numeric_level = logging.getLevelName(level.upper())
     shared = _shared_processors()
-    tail: list[structlog.typing.Processor] = [structlog.processors.format_exc_info]
-    logger_factory: Any
-    if json and hasattr(sys.stdout, "buffer"):
-        tail.append(structlog.processors.JSONRenderer(serializer=_render_bytes))
-        logger_factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
-    else:  # console output, or a replaced stdout without a byte buffer
-        tail.append(
-            structlog.processors.JSONRenderer(serializer=_dumps)
-            if json
-            else structlog.dev.ConsoleRenderer(colors=False)
-        )
-        logger_factory = _NamedWriteLoggerFactory()
-    structlog.configure(
-        processors=[*shared, *tail],
-        logger_factory=logger_factory,
-        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        cache_logger_on_first_use=True,
-    )
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(serializer=_dumps)
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    native_renderer, logger_factory = renderer, _NamedWriteLoggerFactory()
+    if json and hasattr(sys.stdout, "buffer"):
+        native_renderer = structlog.processors.JSONRenderer(serializer=_render_bytes)
+        logger_factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
+    structlog.configure(
+        processors=[*shared, structlog.processors.format_exc_info, native_renderer],
+        logger_factory=logger_factory,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
