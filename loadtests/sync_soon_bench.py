@@ -24,6 +24,7 @@ import httpx
 from kombu import Connection
 
 from chaos.processes import Process, celery_argv, free_port, http_ok, uvicorn_argv, wait_until
+from chaos.runner import DEFAULT_BROKER_URL
 from chaos.sim_admin import SimAdmin
 from chaos.stack import delete_queue
 
@@ -160,4 +161,4 @@ def _wait_reached(sim: SimAdmin, ops: set[str], *, timeout: float) -> dict[str, 
 
 
 def default_broker_url() -> str:
-    return os.environ.get("STORE_BROKER_URL") or "amqp://guest:guest@127.0.0.1:5672//"
+    return os.environ.get("STORE_BROKER_URL") or DEFAULT_BROKER_URL
