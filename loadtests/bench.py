@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 
+from chaos.processes import free_port
 from store_service.serve import EVENT_LOOP
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,14 +49,6 @@ SHARED_NOTE = "load generator and server share the same 2 cores (loopback)"
 
 
 # --- processes -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:

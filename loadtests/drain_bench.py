@@ -64,7 +64,8 @@ def build_backlog(database: Path, *, changes: int, skus: int) -> float:
 
 def start_central(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     """central_sim on a free port with a fresh database; returns (process, url, secret)."""
-    from loadtests.bench import free_port, wait_ready
+    from chaos.processes import free_port
+    from loadtests.bench import wait_ready
 
     secret = secrets.token_urlsafe(24)
     env = {

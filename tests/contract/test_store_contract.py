@@ -68,7 +68,6 @@ def test_store_operations_keep_their_contract(case: schemathesis.Case) -> None:
     case.call_and_validate()
 
 
-@pytest.mark.timeout(OPERATION_TIMEOUT_SECONDS)
 def _empty_store() -> None:
     conn = connect(WORKDIR / "store.db")
     try:
@@ -80,6 +79,7 @@ def _empty_store() -> None:
         conn.close()
 
 
+@pytest.mark.timeout(OPERATION_TIMEOUT_SECONDS)
 def test_store_call_sequences_keep_their_contract() -> None:
     class Counted(schema.as_state_machine()):  # type: ignore[misc]
         def setup(self) -> None:
