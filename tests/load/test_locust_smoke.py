@@ -1,4 +1,4 @@
-"""CI's load smoke: every Locust profile for ~20 s against a real store API, as subprocesses.
+"""CI's load smoke: every Locust profile for 30 s against a real store API, as subprocesses.
 
 Locust monkey-patches with gevent, so it never runs inside this process.
 """
@@ -23,7 +23,7 @@ def test_the_smoke_profile_runs_headless_with_no_unexpected_failures(tmp_path: P
     try:
         argv = [
             sys.executable, "-m", "loadtests", "run", "--profile", "smoke",
-            "--users", "12", "--duration", "20s", "--skus", "100",
+            "--users", "12", "--duration", "30s", "--skus", "100",
             "--host", store.base_url, "--out", str(reports),
             # Latency limits are generous (CI machines are small and shared); failures are not.
             "--p95-ms", "3000", "--p99-ms", "8000", "--max-failure-ratio", "0",
