@@ -181,13 +181,10 @@ class Writer:
             else:
                 batcher.committed(batch, [(False, exc)] * len(batch))
             return
-        try:
-            outcomes = _run_jobs(conn, [job for job, _future in batch])
-        except Exception as exc:  # a savepoint itself failed (I/O error): give the batch up
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+        outcomes = _run_batch(conn, [job for job, _future in batch])
+        if not conn.in_transaction:  # the batch was given up: nothing to commit
             self._txn.release()
-            batcher.committed(batch, [(False, exc)] * len(batch))
+            batcher.committed(batch, outcomes)
             return
         self._queue.put((_COMMIT, batcher, batch, outcomes))
 
@@ -229,11 +226,7 @@ class Writer:
                         blocking.append(backlog.popleft())
                     self._acquire_transaction(backlog)
                     outcomes = self._run_in_transaction(conn, [job for _k, job, _f in blocking])
-                    for (_kind, _job, future), (ok, value) in zip(blocking, outcomes, strict=True):
-                        if ok:
-                            future.set_result(value)
-                        else:
-                            future.set_exception(value)
+                    _settle([future for _kind, _job, future in blocking], outcomes)
         finally:
             conn.close()
 
@@ -273,7 +266,9 @@ class Writer:
                 conn.execute("BEGIN IMMEDIATE")
             except Exception as exc:
                 return [(False, exc)] * len(jobs)
-            outcomes = _commit(conn, _run_jobs(conn, jobs))
+            outcomes = _run_batch(conn, jobs)
+            if conn.in_transaction:
+                outcomes = _commit(conn, outcomes)
         finally:
             self._txn.release()
         self.commits += 1
@@ -308,6 +303,18 @@ def _commit(conn: sqlite3.Connection, outcomes: list[Outcome]) -> list[Outcome]:
             conn.execute("ROLLBACK")
         return [(False, exc)] * len(outcomes)
     return outcomes
+
+
+def _run_batch(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
+    """`_run_jobs` in the open transaction, for the loop and the thread alike. If the batch's
+    own statements fail (a savepoint's I/O error), the transaction is rolled back and every
+    job fails with that error; callers see it as `conn.in_transaction` being false."""
+    try:
+        return _run_jobs(conn, jobs)
+    except Exception as exc:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        return [(False, exc)] * len(jobs)
 
 
 def _run_jobs(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
@@ -370,7 +377,7 @@ def _answer_loop(batcher: _LoopBatcher, batch: LoopBatch, outcomes: list[Outcome
         batcher.loop.call_soon_threadsafe(batcher.committed, batch, outcomes)
 
 
-def _settle(futures: list["asyncio.Future[Any]"], outcomes: list[Outcome]) -> None:
+def _settle(futures: list["asyncio.Future[Any] | Future[Any]"], outcomes: list[Outcome]) -> None:
     for future, (ok, value) in zip(futures, outcomes, strict=True):
         if future.done():
             continue  # the caller was cancelled; the write is committed all the same

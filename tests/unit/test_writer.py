@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from store_service import writer as writer_module
 from store_service.db import connect
 from store_service.writer import Batchable, Writer, WriterClosed
 
@@ -150,3 +151,27 @@ async def test_a_failing_batched_call_falls_back_to_one_job_at_a_time(writer) ->
     assert sorted(keys) == sorted(f"b{i}" for i in range(30))
     keys_in_db = {row[0] for row in sqlite3.connect(path).execute("SELECT k FROM t")}
     assert keys_in_db == {f"b{i}" for i in range(30)}, "the half-done batch left nothing"
+
+
+def test_a_failed_batch_on_the_thread_fails_its_jobs_and_the_writer_goes_on(
+    writer,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w, path = writer
+    real_run_jobs = writer_module._run_jobs
+    failures = iter([sqlite3.OperationalError("disk I/O error")])
+
+    def run_jobs_failing_once(conn: sqlite3.Connection, jobs: list) -> list:  # type: ignore[type-arg]
+        error = next(failures, None)
+        if error is not None:
+            conn.execute("SAVEPOINT batch")
+            conn.execute("INSERT INTO t (k, v) VALUES ('half-done', 0)")
+            raise error
+        return real_run_jobs(conn, jobs)
+
+    monkeypatch.setattr(writer_module, "_run_jobs", run_jobs_failing_once)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        w.run_blocking(_insert, "lost", 1)
+    assert w.run_blocking(_insert, "after", 2) == "after", "the writer thread must survive"
+    keys = {row[0] for row in sqlite3.connect(path).execute("SELECT k FROM t")}
+    assert keys == {"after"}, "the failed batch was rolled back"
