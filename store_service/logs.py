@@ -3,6 +3,7 @@
 import json as stdlib_json
 import logging
 import sys
+import time
 from contextvars import ContextVar
 from typing import Any
 
@@ -46,6 +47,48 @@ def _dumps(obj: Any, default: Any = None, **kwargs: Any) -> str:
     return _render_bytes(obj, default, **kwargs).decode()
 
 
+def _add_request_id(
+    _logger: object, _method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """The id of the HTTP request or Celery task being served, read from `request_id_var`.
+
+    The middleware and the worker set that variable anyway (the update path and the central
+    client read it); binding the same id into structlog's context as well cost two more
+    context writes per request, and every log line then searched the whole context for it.
+    """
+    request_id = request_id_var.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
+
+
+class _UtcTimestamper:
+    """ISO 8601 UTC timestamps with microseconds ("2026-11-25T22:18:49.123456Z").
+
+    structlog's `TimeStamper(fmt="iso", utc=True)` builds and formats a datetime for every
+    line; here the date and time of day are formatted once per second and only the fraction
+    per line (measured: about half the cost). The cache is one tuple, replaced whole, so
+    threads logging at once never pair one second's fraction with another second's text.
+    """
+
+    __slots__ = ("_cached",)
+
+    def __init__(self) -> None:
+        self._cached: tuple[int, str] = (-1, "")
+
+    def __call__(
+        self, _logger: object, _method: str, event_dict: structlog.typing.EventDict
+    ) -> structlog.typing.EventDict:
+        now = time.time()
+        second = int(now)
+        cached = self._cached
+        if cached[0] != second:
+            cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+            self._cached = cached
+        event_dict["timestamp"] = f"{cached[1]}.{int((now - second) * 1_000_000):06d}Z"
+        return event_dict
+
+
 def _add_logger_name(
     logger: object, _method: str, event_dict: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
@@ -73,9 +116,10 @@ class _NamedWriteLoggerFactory:
 def _shared_processors() -> list[structlog.typing.Processor]:
     return [
         structlog.contextvars.merge_contextvars,
+        _add_request_id,
         structlog.stdlib.add_log_level,
         _add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _UtcTimestamper(),
         _redact_secrets,
     ]
 

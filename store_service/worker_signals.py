@@ -84,11 +84,11 @@ def _bind_request_id(task_id: str = "", task: Any = None, **_kwargs: Any) -> Non
     request_id = (task.request.get(REQUEST_ID_HEADER) if task is not None else None) or (
         f"task-{task_id}"
     )
-    request_id_var.set(str(request_id))
-    structlog.contextvars.bind_contextvars(request_id=str(request_id), task_id=task_id)
+    request_id_var.set(str(request_id))  # logs read it from there (logs._add_request_id)
+    structlog.contextvars.bind_contextvars(task_id=task_id)
 
 
 @signals.task_postrun.connect(weak=False)
 def _unbind_request_id(**_kwargs: Any) -> None:
     request_id_var.set(None)
-    structlog.contextvars.unbind_contextvars("request_id", "task_id")
+    structlog.contextvars.unbind_contextvars("task_id")

@@ -4,7 +4,6 @@ import itertools
 import os
 
 import orjson
-import structlog
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,8 +46,7 @@ class RequestIdMiddleware:
                 break
         if not request_id.isprintable() or not request_id:
             request_id = self._new_id()
-        token = request_id_var.set(request_id)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        token = request_id_var.set(request_id)  # logs read it from there (logs._add_request_id)
         raw = request_id.encode("latin-1")
 
         async def send_with_id(message: Message) -> None:
@@ -60,7 +58,6 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
 
 
