@@ -84,7 +84,13 @@ Index(
     sqlite_where=changes.c.status == "pending",
 )
 Index("ix_changes_sku", changes.c.sku)
-Index("ix_changes_finalized_at", changes.c.finalized_at)
+# Only final changes have finalized_at, and only the purge of final changes reads it: new
+# (pending) changes are left out of the index (migration 0004).
+Index(
+    "ix_changes_finalized_at",
+    changes.c.finalized_at,
+    sqlite_where=changes.c.finalized_at.is_not(None),
+)
 
 # One row per named lease ("sync"): a crashed holder's lease simply expires.
 leases = Table(
