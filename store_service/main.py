@@ -19,7 +19,7 @@ from store_service.api.metrics import install_metrics
 from store_service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from store_service.api.problems import Problem, install_problem_handlers
 from store_service.config import Settings, get_settings
-from store_service.gc_tuning import freeze_startup_objects
+from store_service.gc_tuning import tune_garbage_collector
 from store_service.logs import configure_logging
 from store_service.writer import Writer
 
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime = StoreRuntime(settings=settings, writer=writer, reader=reader)
         app.state.runtime = runtime
         await sync_routes.start_sync_wiring(runtime)
-        freeze_startup_objects()
+        tune_garbage_collector()
         log.info("store_api_started", database=str(settings.database_path))
         try:
             yield
