@@ -9,7 +9,7 @@ YOUNG_THRESHOLD = 50_000
 Under load the API holds every in-flight request's objects (coroutines, frames, closures,
 futures) for as long as the request waits for its group commit, so with the default a young
 collection ran about 140 times a second, each walking those live objects (~0.25 ms) only to
-promote them: 33-43 µs of collector time per update, ~8% of the event loop
+promote them: 28-48 µs of collector time per update, 6-10% of the event loop
 (docs/performance.md). The objects are freed by reference counting when the request ends; the
 collector is only needed for reference cycles, and 50,000 uncollected objects at most are a
 few megabytes. Older generations keep their thresholds (10 and 10 younger collections).
