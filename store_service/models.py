@@ -76,14 +76,15 @@ changes = Table(
 # Claims walk pending changes in id order (oldest first) and stop after a batch: no sort.
 Index("ix_changes_status_id", changes.c.status, changes.c.id)
 # Indexes a change passes through on every status move cost the drain most (migration 0003):
-# "when is the next change due" looks only at pending rows, and a SKU's changes are found by
-# SKU alone (a key that never changes), the status checked on the rows.
+# "when is the next change due" looks only at pending rows.
 Index(
     "ix_changes_pending_due",
     changes.c.next_attempt_at,
     sqlite_where=changes.c.status == "pending",
 )
-Index("ix_changes_sku", changes.c.sku)
+# No index by SKU (migration 0005): its entries scatter over every SKU, so each new change
+# dirtied one more page of it, written to the WAL and fsynced with every group commit. A SKU's
+# pending totals live on its inventory_items row; listing a SKU's changes scans by id, bounded.
 # Only final changes have finalized_at, and only the purge of final changes reads it: new
 # (pending) changes are left out of the index (migration 0004).
 Index(

@@ -340,7 +340,7 @@ def put_back(
 
 def _conflicted(conn: sqlite3.Connection, operation_id: str) -> sqlite3.Row:
     row = conn.execute(
-        "SELECT id, sku, status FROM changes WHERE operation_id = ?", (operation_id,)
+        "SELECT id, sku, delta, status FROM changes WHERE operation_id = ?", (operation_id,)
     ).fetchone()
     if row is None:
         raise ChangeNotFound(operation_id)
@@ -367,15 +367,16 @@ def retry_change(conn: sqlite3.Connection, operation_id: str, *, now: float) -> 
     return str(row["sku"])
 
 
-def discard_change(conn: sqlite3.Connection, operation_id: str, *, now: float) -> str:
-    """conflict → discarded (final); returns the SKU, whose local view the caller recomputes."""
+def discard_change(conn: sqlite3.Connection, operation_id: str, *, now: float) -> tuple[str, int]:
+    """conflict → discarded (final); returns the SKU and the delta that left its pending set,
+    for the caller to recompute the SKU's local view."""
     row = _conflicted(conn, operation_id)
     conn.execute(
         "UPDATE changes SET status = 'discarded', resolution = 'operator_discard', "
         "finalized_at = ?, updated_at = ? WHERE id = ?",
         (now, now, row["id"]),
     )
-    return str(row["sku"])
+    return str(row["sku"]), int(row["delta"])
 
 
 def purge_final(conn: sqlite3.Connection, *, now: float, retention: float) -> int:
@@ -392,7 +393,9 @@ def purge_final(conn: sqlite3.Connection, *, now: float, retention: float) -> in
 
 
 def pending_totals(conn: sqlite3.Connection, sku: str) -> tuple[int, int]:
-    """Sum and count of the SKU's deltas central has not applied (the local view's pending)."""
+    """Sum and count of the SKU's deltas central has not applied (the local view's pending),
+    counted from the changes: a scan of every pending change (no index by SKU), for checks and
+    repairs; the hot paths keep these totals on the SKU's inventory_items row."""
     row = conn.execute(
         "SELECT coalesce(sum(delta), 0) AS total, count(*) AS n FROM changes "
         "WHERE sku = ? AND status IN ('pending', 'in_flight', 'conflict')",  # = PENDING_STATES

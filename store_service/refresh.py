@@ -40,11 +40,12 @@ def reconcile(
     central_version: int | None,
     now: float,
     synced: bool = True,
+    finalized: tuple[int, int] = (0, 0),
 ) -> ItemState:
-    """Recompute one SKU's local view from its pending changes and central's newest state."""
-    return reconcile_many(conn, {sku: (central_quantity, central_version)}, now=now, synced=synced)[
-        sku
-    ]
+    """Recompute one SKU's local view from its pending totals and central's newest state;
+    `finalized` is the (sum, count) of its deltas the caller's transaction made final."""
+    reported = {sku: (central_quantity, central_version)}
+    return reconcile_many(conn, reported, now=now, synced=synced, finalized={sku: finalized})[sku]
 
 
 _UPSERT = """
@@ -70,29 +71,31 @@ def reconcile_many(
     finalized: Mapping[str, tuple[int, int]] | None = None,
 ) -> dict[str, ItemState]:
     """`reconcile` for many SKUs at once: `reported` maps each SKU to central's (quantity,
-    version), (None, None) when there is no news. Set-based: one read of the items, one
-    `GROUP BY` of the pending changes and one upsert statement, whatever the number of SKUs.
+    version), (None, None) when there is no news. Set-based: one read of the items and one
+    upsert statement, whatever the number of SKUs.
 
-    `finalized` (the sync batch's path): per SKU, the (sum, count) of the deltas that this
-    transaction moved from the pending set to a final state, and nothing else moved. The
-    stored totals are exact before it (every writer keeps them so in its own transaction), so
-    the new totals are the stored ones minus these, without re-reading every pending change of
-    the SKU (that `GROUP BY` costs O(backlog) per batch). A SKU without a stored row, or whose
-    result would be impossible (a negative count), is recounted instead.
+    `finalized`: per SKU, the (sum, count) of the deltas that the caller's transaction moved
+    from the pending set to a final state (a sync batch's results, an operator's discard). The
+    stored totals are exact before it, since every writer keeps them so in its own transaction,
+    so the new totals are the stored ones minus these: no pending change is read. A SKU without
+    a stored row has no changes (a change and its item row are written together). Only a result
+    that cannot be (a negative count) is recounted from the changes, with a warning: that scan
+    costs O(pending backlog), as the changes have no index by SKU (migration 0005).
     """
     skus = sorted(reported)
     items = load_items(conn, skus)
+    moved = finalized or {}
     totals: dict[str, tuple[int, int]] = {}
-    if finalized is not None:
-        for sku in skus:
-            item = items.get(sku)
-            if item is None:
-                continue
-            total, n = finalized.get(sku, (0, 0))
-            if item.pending_count - n >= 0:
-                totals[sku] = (item.pending_delta - total, item.pending_count - n)
+    for sku in skus:
+        item = items.get(sku)
+        total, n = moved.get(sku, (0, 0))
+        if item is None:
+            totals[sku] = (0, 0)
+        elif item.pending_count - n >= 0:
+            totals[sku] = (item.pending_delta - total, item.pending_count - n)
     recount = [sku for sku in skus if sku not in totals]
     if recount:
+        log.warning("pending_totals_recounted", skus=recount)
         totals.update(outbox.pending_totals_many(conn, recount))
     updated: dict[str, ItemState] = {}
     for sku in skus:

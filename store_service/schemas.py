@@ -170,4 +170,6 @@ class ChangeView(BaseModel):
 
 class ChangePage(BaseModel):
     items: list[ChangeView]
-    next_after_id: int | None = Field(description="Pass as `after_id` for the next page.")
+    next_after_id: int | None = Field(
+        description="Pass as `after_id` for the next page; null when there is no more."
+    )

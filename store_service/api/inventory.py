@@ -255,6 +255,12 @@ async def sync_status(operation_id: OperationIdPath, runtime: RuntimeDep) -> Cha
     response_model=ChangePage,
     responses=problem_responses(422),
     summary="Page through changes (the outbox), by status and SKU",
+    description=(
+        "Changes in outbox order (oldest first), `limit` per page; follow `next_after_id` "
+        "until it is null. Filtered by SKU, a page looks through the next "
+        f"{change_queries.SKU_SCAN_WINDOW:,} changes (of the status, if given) and may hold "
+        "fewer than `limit` changes, or none, while more follow."
+    ),
 )
 async def list_changes(
     runtime: RuntimeDep,
@@ -263,8 +269,7 @@ async def list_changes(
     after_id: Annotated[int, Query(ge=0, le=2**62, description="Last id seen.")] = 0,
     limit: Limit = 100,
 ) -> ChangePage:
-    items = change_queries.list_changes(
+    items, next_after = change_queries.list_changes(
         runtime.reader, status=status, sku=sku, after_id=after_id, limit=limit
     )
-    next_after = items[-1]["id"] if len(items) == limit else None
     return ChangePage.model_validate({"items": items, "next_after_id": next_after})

@@ -251,9 +251,17 @@ def _retry(conn: sqlite3.Connection, operation_id: str, now: float) -> dict[str,
 
 
 def _discard(conn: sqlite3.Connection, operation_id: str, now: float) -> dict[str, Any] | None:
-    sku = outbox.discard_change(conn, operation_id, now=now)
+    sku, delta = outbox.discard_change(conn, operation_id, now=now)
     # The delta leaves pending: the local view drops it (quantity = central + pending).
-    refresh.reconcile(conn, sku, central_quantity=None, central_version=None, now=now, synced=False)
+    refresh.reconcile(
+        conn,
+        sku,
+        central_quantity=None,
+        central_version=None,
+        now=now,
+        synced=False,
+        finalized=(delta, 1),
+    )
     return change_queries.get_change(conn, operation_id)
 
 

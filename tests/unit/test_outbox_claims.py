@@ -102,9 +102,9 @@ def test_operator_retry_returns_a_conflict_to_pending_with_counters_reset(
 
 
 def test_operator_discard_finalizes_a_conflict(conn: sqlite3.Connection) -> None:
-    local_update(conn, "A", 1, "op", now=100)
+    local_update(conn, "A", 3, "op", now=100)
     _set(conn, "op", status="conflict")
-    assert outbox.discard_change(conn, "op", now=300) == "A"
+    assert outbox.discard_change(conn, "op", now=300) == ("A", 3)
     view = outbox.change_view(conn, "op")
     assert view is not None
     assert (view["status"], view["resolution"], view["finalized_at"]) == (

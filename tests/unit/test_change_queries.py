@@ -1,0 +1,65 @@
+"""Paging through the outbox: by status and by SKU, whose pages look through a bounded window."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from store_service import change_queries
+from tests.support.sync_fakes import local_update, make_database
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> sqlite3.Connection:
+    return make_database(tmp_path / "store.db")
+
+
+def _all_pages(conn: sqlite3.Connection, **filters: str) -> list[tuple[list[str], int | None]]:
+    pages: list[tuple[list[str], int | None]] = []
+    after_id: int | None = 0
+    while after_id is not None and len(pages) < 50:
+        items, after_id = change_queries.list_changes(
+            conn, status=filters.get("status"), sku=filters.get("sku"), after_id=after_id, limit=2
+        )
+        pages.append(([item["operation_id"] for item in items], after_id))
+    return pages
+
+
+def test_pages_by_status_are_full_until_the_last(conn: sqlite3.Connection) -> None:
+    for n in range(5):
+        local_update(conn, "A" if n % 2 else "B", 1, f"op-{n}", now=100 + n)
+    pages = _all_pages(conn, status="pending")
+    assert [ids for ids, _next in pages] == [["op-0", "op-1"], ["op-2", "op-3"], ["op-4"]]
+    assert pages[-1][1] is None
+
+
+def test_a_sku_page_looks_through_a_bounded_window_and_says_where_to_go_on(
+    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(change_queries, "SKU_SCAN_WINDOW", 3)
+    # Ids 1-9: the SKU's changes are 1, 6, 7 and 9; 2-5 and 8 belong to others.
+    skus = ["X", "O", "O", "O", "O", "X", "X", "O", "X"]
+    for n, sku in enumerate(skus, start=1):
+        local_update(conn, sku, 1, f"op-{n}", now=100 + n)
+    pages = _all_pages(conn, sku="X")
+    # Window 1-3 finds op-1; window 4-6 finds op-6; 7-9 fills a page (op-7, op-9).
+    assert pages == [(["op-1"], 3), (["op-6"], 6), (["op-7", "op-9"], 9), ([], None)]
+    found = [op for ids, _next in pages for op in ids]
+    assert found == [f"op-{n}" for n, sku in enumerate(skus, start=1) if sku == "X"]
+
+
+def test_a_sku_page_may_be_empty_while_more_follow(
+    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(change_queries, "SKU_SCAN_WINDOW", 2)
+    for n, sku in enumerate(["O", "O", "O", "O", "X"], start=1):
+        local_update(conn, sku, 1, f"op-{n}", now=100 + n)
+    pages = _all_pages(conn, sku="X", status="pending")
+    assert pages == [([], 2), ([], 4), (["op-5"], None)]
+
+
+def test_a_sku_page_without_a_full_window_ends_the_listing(conn: sqlite3.Connection) -> None:
+    for n, sku in enumerate(["X", "O", "X"], start=1):
+        local_update(conn, sku, 1, f"op-{n}", now=100 + n)
+    assert _all_pages(conn, sku="X", status="synced") == [([], None)]
+    assert _all_pages(conn, sku="X") == [(["op-1", "op-3"], 3), ([], None)]
