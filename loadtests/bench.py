@@ -12,7 +12,10 @@ figure (wrk's own CPU share is measured from its rusage).
     same middleware, logging and uvicorn worker, plus one trivial pydantic-body route).
 (b) update:  `POST /v1/local/inventory/{sku}/update`, unique operation_ids over 1,000 SKUs,
     64 connections, durable commits (WAL + synchronous=FULL), INFO logging to a file.
-    (a) and (b) hit the same server process, interleaved, repeated N times: medians and ranges.
+(b') the same with random UUIDv4-shaped operation_ids (what clients drawing a fresh UUID per
+    change send): their unique index takes each new id at a random place.
+    (a), (b) and (b') hit the same server process, interleaved, repeated N times: medians and
+    ranges.
 (c) drain:   a 100,000-change backlog written through the real Writer + `apply_update`, pushed
     to a real central_sim subprocess by `run_sync` in a child process (its peak RSS is the
     drain's), against sending a sample one by one to `/adjust` (extrapolated: said so).
@@ -45,6 +48,17 @@ from store_service.serve import EVENT_LOOP
 
 REPO = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "update.lua"
+# What each measured kind posts: path prefix and operation_id shape (see update.lua).
+KINDS = {
+    "ceiling": ("/_bench/noop", "sequential"),
+    "update": ("/v1/local/inventory", "sequential"),
+    "update-uuid": ("/v1/local/inventory", "random"),
+}
+MEASURES = {
+    "ceiling": "(a) trivial POST",
+    "update": "(b) update",
+    "update-uuid": "(b') update, UUIDs",
+}
 SHARED_NOTE = "load generator and server share the same 2 cores (loopback)"
 
 
@@ -168,7 +182,7 @@ def run_wrk(
 ) -> WrkRun:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    prefix = "/_bench/noop" if kind == "ceiling" else "/v1/local/inventory"
+    prefix, operation_ids = KINDS[kind]
     tag = f"{kind}-{secrets.token_hex(4)}"
     argv = [
         "wrk",
@@ -187,6 +201,7 @@ def run_wrk(
         prefix,
         str(skus),
         tag,
+        operation_ids,
     ]
     hz = os.sysconf("SC_CLK_TCK")
     cores = os.cpu_count() or 1
@@ -276,7 +291,9 @@ class HttpSummary:
 
 def acknowledged_are_stored(server: Server, summaries: Sequence[HttpSummary]) -> dict[str, int]:
     """Every 2xx update is a row (more rows are fine: wrk stops with requests in flight)."""
-    acked = sum(r.requests - r.non_2xx for s in summaries for r in s.runs if r.kind == "update")
+    acked = sum(
+        r.requests - r.non_2xx for s in summaries for r in s.runs if r.kind.startswith("update")
+    )
     conn = sqlite3.connect(server.database)
     try:
         rows = conn.execute("SELECT count(*) FROM changes").fetchone()[0]
@@ -300,8 +317,9 @@ def bench_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 start_store(label, workdir / f"srv-{len(started)}", code, log_level=level)
             )
         summaries: dict[tuple[str, str], HttpSummary] = {}
+        kinds = list(KINDS) if args.uuid_ids else ["ceiling", "update"]
         for server in started:  # warm-up: imports, first-request caches, page cache
-            for kind in ("ceiling", "update"):
+            for kind in kinds:
                 run_wrk(
                     server,
                     kind,
@@ -312,7 +330,7 @@ def bench_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 )
         for rep in range(args.repeat):
             for server in started:
-                for kind in ("ceiling", "update"):
+                for kind in kinds:
                     run = run_wrk(
                         server,
                         kind,
@@ -325,7 +343,7 @@ def bench_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                         (server.label, kind), HttpSummary(f"{server.label}/{kind}")
                     ).runs.append(run)
                     print(
-                        f"  rep {rep + 1} {server.label:>10} {kind:8} {run.rps:8,.0f} req/s "
+                        f"  rep {rep + 1} {server.label:>10} {kind:11} {run.rps:8,.0f} req/s "
                         f"p50 {run.p50_ms:6.1f} ms p99 {run.p99_ms:6.1f} ms "
                         f"non-2xx {run.non_2xx} wrk cpu {run.wrk_cpu_share:.0%} "
                         f"server {run.server_cpu_us_per_request:.0f} us CPU/req",
@@ -334,14 +352,16 @@ def bench_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         result: dict[str, Any] = {"servers": {}}
         for server in started:
             ceiling = summaries[(server.label, "ceiling")]
-            update = summaries[(server.label, "update")]
-            ratios = [u.rps / c.rps for u, c in zip(update.runs, ceiling.runs, strict=True)]
-            result["servers"][server.label] = {
-                "ceiling": ceiling.as_dict(),
-                "update": update.as_dict(),
-                "update_to_ceiling": Spread.of(ratios).as_dict(),
-                "durability_check": acknowledged_are_stored(server, [update]),
-            }
+            measured = {kind: summaries[(server.label, kind)] for kind in kinds}
+            entry: dict[str, Any] = {kind: summary.as_dict() for kind, summary in measured.items()}
+            for kind, summary in measured.items():
+                if kind != "ceiling":  # the ratio per repetition, as both ran side by side
+                    ratios = [
+                        u.rps / c.rps for u, c in zip(summary.runs, ceiling.runs, strict=True)
+                    ]
+                    entry[f"{kind}_to_ceiling"] = Spread.of(ratios).as_dict()
+            entry["durability_check"] = acknowledged_are_stored(server, list(measured.values()))
+            result["servers"][server.label] = entry
         return result
     finally:
         for server in started:
@@ -366,9 +386,11 @@ def render(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, s in report.get("http", {}).get("servers", {}).items():
-        for key, name in (("ceiling", "(a) trivial POST"), ("update", "(b) update")):
+        for key, name in MEASURES.items():
+            if key not in s:
+                continue
             d = s[key]
-            ratio = _fmt(s["update_to_ceiling"], 2) if key == "update" else "1"
+            ratio = _fmt(s[f"{key}_to_ceiling"], 2) if key != "ceiling" else "1"
             lines.append(
                 f"| {label} | {name} | {_fmt(d['rps'])} | {_fmt(d['p50_ms'], 1)} | "
                 f"{_fmt(d['p99_ms'], 1)} | {d['non_2xx_total']} (+{d['socket_errors_total']} "
@@ -451,6 +473,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--also-log-level", help="also bench the current code at this log level (logging's cost)"
+    )
+    parser.add_argument(
+        "--no-uuid-ids",
+        dest="uuid_ids",
+        action="store_false",
+        help="skip (b'), the update path with random UUID operation_ids",
     )
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-drain", action="store_true")

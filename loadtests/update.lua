@@ -1,11 +1,13 @@
 -- wrk script for the benchmark: POST updates with unique operation_ids over N SKUs.
---   wrk -s loadtests/update.lua <url> -- <path-prefix> <skus> <run-tag>
+--   wrk -s loadtests/update.lua <url> -- <path-prefix> <skus> <run-tag> [sequential|random]
 -- path-prefix is "/v1/local/inventory" (the update path) or "/_bench/noop" (the ceiling).
+-- operation_ids are "<tag>-<thread>-<counter>" (sequential, the default) or random UUIDv4-shaped
+-- strings, as clients that draw a fresh UUID per change send them (random).
 -- Prints one JSON line at the end (latencies in microseconds).
 
 local counter = 0
 local threads = {}
-local prefix, skus, tag
+local prefix, skus, tag, random_ids
 
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -16,6 +18,7 @@ function init(args)
   prefix = args[1] or "/v1/local/inventory"
   skus = tonumber(args[2] or "1000")
   tag = args[3] or "run"
+  random_ids = (args[4] == "random")
   suffix = (prefix == "/_bench/noop") and "" or "/update"
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
@@ -27,7 +30,15 @@ function request()
   local sku = math.random(1, skus)
   local delta = math.random(1, 3)
   if math.random() < 0.8 then delta = -delta end
-  local body = string.format('{"delta":%d,"operation_id":"%s-%d-%d"}', delta, tag, id, counter)
+  local op
+  if random_ids then
+    local r = math.random
+    op = string.format("%04x%04x-%04x-4%03x-%04x-%04x%04x%04x", r(0, 65535), r(0, 65535),
+      r(0, 65535), r(0, 4095), r(32768, 49151), r(0, 65535), r(0, 65535), r(0, 65535))
+  else
+    op = string.format("%s-%d-%d", tag, id, counter)
+  end
+  local body = string.format('{"delta":%d,"operation_id":"%s"}', delta, op)
   return wrk.format(nil, string.format("%s/SKU-%05d%s", prefix, sku, suffix), nil, body)
 end
 
