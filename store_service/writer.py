@@ -17,6 +17,14 @@ each request's latency. The loop never waits for the write lock either: if anoth
 it (the sync worker recording outcomes), the batch goes to the thread, which waits, runs and
 commits it there. Jobs from `run_blocking()` (commands, tests: no event loop) run on the thread.
 A lock says who owns the transaction, so the connection is used by one thread at a time.
+
+WAL checkpoints (copying committed pages from the WAL back into the database file) run on a
+thread and connection of their own, a few times a second while commits happen, so a group
+commit is the WAL append and its fsync only: inside a commit, SQLite's automatic checkpoint
+made every ~14th commit 3-8 times longer than the others, and the requests waiting on it the
+slowest (docs/performance.md, "Fifth round"). The writer's automatic checkpoint stays as a
+backstop at a larger WAL: it copies only what the background checkpoints have not, and lets the
+WAL start over should they never catch up between two commits.
 """
 
 import asyncio
@@ -49,6 +57,10 @@ _LOOP_BATCH = "loop-batch"  # a loop's batch that found the write lock taken: th
 _BLOCKING = "blocking"  # one job from run_blocking()
 # How long a loop's flush waits before trying again when the thread holds the transaction.
 RETRY_FLUSH_SECONDS = 0.001
+# At most one background checkpoint per this many seconds, while commits happen.
+CHECKPOINT_EVERY_SECONDS = 0.25
+# The writer connection's own automatic checkpoint, in WAL frames (SQLite's default is 1,000).
+BACKSTOP_CHECKPOINT_FRAMES = 4_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +133,24 @@ class Writer:
         self._txn = threading.Lock()  # held from BEGIN until COMMIT/ROLLBACK, by loop or thread
         self._batchers: dict[asyncio.AbstractEventLoop, _LoopBatcher] = {}
         self._closed = False
+        self._checkpoint_due = threading.Event()  # set after each commit
+        self._checkpoints_stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         self.commits = 0
         self.jobs = 0
+        self.checkpoints = 0
 
     def start(self) -> "Writer":
         self._conn = connect(self._path)
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_FRAMES}")
         self._thread = threading.Thread(target=self._run, args=(self._conn,), name="db-writer")
         self._thread.daemon = True
         self._thread.start()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_run, args=(connect(self._path),), name="db-checkpoint"
+        )
+        self._checkpointer.daemon = True
+        self._checkpointer.start()
         return self
 
     def stop(self) -> None:
@@ -139,6 +161,31 @@ class Writer:
         self._queue.put((_STOP,))
         self._thread.join(timeout=30)
         self._batchers.clear()
+        if self._checkpointer is not None:
+            self._checkpoints_stop.set()
+            self._checkpoint_due.set()
+            self._checkpointer.join(timeout=30)
+
+    # --- on the checkpoint thread --------------------------------------------------------
+
+    def _checkpoint_run(self, conn: sqlite3.Connection) -> None:
+        """PASSIVE checkpoints after commits, at most one per CHECKPOINT_EVERY_SECONDS. PASSIVE
+        never waits for or blocks the writer: it copies what is committed and stops."""
+        try:
+            while True:
+                self._checkpoint_due.wait()
+                if self._checkpoints_stop.is_set():
+                    return
+                self._checkpoint_due.clear()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+                except sqlite3.Error as exc:  # the writer's backstop checkpoint still runs
+                    log.warning("wal_checkpoint_failed", error=repr(exc))
+                if self._checkpoints_stop.wait(CHECKPOINT_EVERY_SECONDS):
+                    return
+        finally:
+            conn.close()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, *args, **kwargs)` in the next group transaction; return once committed."""
@@ -255,6 +302,7 @@ class Writer:
             outcomes = _commit(conn, outcomes)
         finally:
             self._txn.release()
+        self._checkpoint_due.set()
         self.commits += 1
         self.jobs += len(batch)
         _answer_loop(batcher, batch, outcomes)
@@ -271,6 +319,7 @@ class Writer:
                 outcomes = _commit(conn, outcomes)
         finally:
             self._txn.release()
+        self._checkpoint_due.set()
         self.commits += 1
         self.jobs += len(jobs)
         return outcomes

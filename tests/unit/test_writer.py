@@ -2,6 +2,7 @@
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,39 @@ def test_a_failed_batch_on_the_thread_fails_its_jobs_and_the_writer_goes_on(
     assert w.run_blocking(_insert, "after", 2) == "after", "the writer thread must survive"
     keys = {row[0] for row in sqlite3.connect(path).execute("SELECT k FROM t")}
     assert keys == {"after"}, "the failed batch was rolled back"
+
+
+def _rows_in_database_file(path: Path, tmp_path: Path) -> int:
+    """Rows that reached the database file itself: a copy without its WAL holds only those."""
+    copy = tmp_path / "file-only.db"
+    copy.write_bytes(path.read_bytes())
+    conn = sqlite3.connect(copy)
+    try:
+        return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_commits_reach_the_database_file_through_background_checkpoints(
+    writer,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    w, path = writer
+    # A few commits, far below the writer's own automatic checkpoint (BACKSTOP_CHECKPOINT_FRAMES).
+    for n in range(3):
+        await asyncio.gather(*(w.run(_insert, f"k{n}-{i}", i) for i in range(10)))
+    for _ in range(100):  # up to 5 s: checkpoints run at most every CHECKPOINT_EVERY_SECONDS
+        if _rows_in_database_file(path, tmp_path) == 30:
+            break
+        await asyncio.sleep(0.05)
+    assert _rows_in_database_file(path, tmp_path) == 30
+    assert w.checkpoints >= 1
+
+
+def test_stop_ends_the_checkpoint_thread(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    _make_table(path)
+    w = Writer(path).start()
+    w.run_blocking(_insert, "a", 1)
+    w.stop()
+    assert not [t for t in threading.enumerate() if t.name == "db-checkpoint" and t.is_alive()]
