@@ -165,12 +165,12 @@ def _rss_mb() -> float:
 
 def child(args: argparse.Namespace) -> None:
     from store_service.config import Settings
-    from store_service.gc_tuning import tune_garbage_collector
+    from store_service.gc_tuning import freeze_startup_objects
     from store_service.logs import configure_logging
     from store_service.sync import run_sync
 
     configure_logging("WARNING")
-    tune_garbage_collector()  # as the worker does once it is initialised
+    freeze_startup_objects()  # as the worker does once it is initialised
     settings = Settings(
         database_url=f"sqlite:///{args.database}",
         central_url=args.central_url,

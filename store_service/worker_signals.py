@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 
 from store_service import worker_metrics
 from store_service.config import Settings, get_settings
-from store_service.gc_tuning import tune_garbage_collector
+from store_service.gc_tuning import freeze_startup_objects
 from store_service.heartbeat import HeartbeatThread
 from store_service.logs import request_id_var
 
@@ -61,7 +61,8 @@ def _on_worker_init(sender: Any = None, **_kwargs: Any) -> None:
             reason="prefork children keep their own counters; use --pool=threads or solo",
         )
     start_worker_observability(get_settings(), getattr(sender, "hostname", None))
-    tune_garbage_collector()
+    # Freeze only: the API's higher young threshold would let each batch's httpx cycles pile up.
+    freeze_startup_objects()
 
 
 @signals.worker_shutdown.connect(weak=False)

@@ -1,10 +1,12 @@
 """The collector set-up the API and the worker apply once they are ready."""
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
 
+from store_service import worker_signals
 from store_service.gc_tuning import YOUNG_THRESHOLD, tune_garbage_collector
 
 
@@ -42,3 +44,36 @@ def test_a_burst_of_live_objects_below_the_threshold_triggers_no_collection() ->
         gc.callbacks.remove(count)
     assert len(live) == YOUNG_THRESHOLD // 2
     assert collections == []
+
+
+class _Holder:
+    """A cycle holding a large body, as an httpx response and its stream do."""
+
+    def __init__(self) -> None:
+        self.body = b"x" * 100_000
+        self.me = self
+
+
+def _cycle_survives(allocations: int) -> bool:
+    holder = _Holder()
+    alive = weakref.ref(holder)
+    del holder
+    batch = [(n, [n]) for n in range(allocations)]  # a batch's worth of new containers
+    assert len(batch) == allocations
+    return alive() is not None
+
+
+@pytest.mark.usefixtures("restored_collector")
+def test_the_worker_freezes_start_up_objects_and_keeps_the_default_young_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gc.set_threshold(700, 10, 10)
+    gc.unfreeze()
+    monkeypatch.setattr(worker_signals, "start_worker_observability", lambda *_args: None)
+    worker_signals._on_worker_init(sender=None)
+    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_freeze_count() > 0
+    # So a batch's reference cycles are freed within the batch; at the API's threshold they stay.
+    assert not _cycle_survives(5_000)
+    tune_garbage_collector()
+    assert _cycle_survives(5_000)
