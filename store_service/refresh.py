@@ -79,8 +79,9 @@ def reconcile_many(
     stored totals are exact before it, since every writer keeps them so in its own transaction,
     so the new totals are the stored ones minus these: no pending change is read. A SKU without
     a stored row has no changes (a change and its item row are written together). Only a result
-    that cannot be (a negative count) is recounted from the changes, with a warning: that scan
-    costs O(pending backlog), as the changes have no index by SKU (migration 0005).
+    that cannot be (a negative count, or a delta left with no change) is recounted from the
+    changes, with a warning: that scan costs O(pending backlog), as the changes have no index
+    by SKU (migration 0005).
     """
     skus = sorted(reported)
     items = load_items(conn, skus)
@@ -91,8 +92,10 @@ def reconcile_many(
         total, n = moved.get(sku, (0, 0))
         if item is None:
             totals[sku] = (0, 0)
-        elif item.pending_count - n >= 0:
-            totals[sku] = (item.pending_delta - total, item.pending_count - n)
+            continue
+        pending_delta, pending_count = item.pending_delta - total, item.pending_count - n
+        if pending_count > 0 or (pending_count == 0 and pending_delta == 0):
+            totals[sku] = (pending_delta, pending_count)
     recount = [sku for sku in skus if sku not in totals]
     if recount:
         log.warning("pending_totals_recounted", skus=recount)

@@ -143,11 +143,12 @@ class Writer:
     def start(self) -> "Writer":
         self._conn = connect(self._path)
         self._conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_FRAMES}")
+        checkpoint_conn = connect(self._path)  # before any thread starts: a failure stops here
         self._thread = threading.Thread(target=self._run, args=(self._conn,), name="db-writer")
         self._thread.daemon = True
         self._thread.start()
         self._checkpointer = threading.Thread(
-            target=self._checkpoint_run, args=(connect(self._path),), name="db-checkpoint"
+            target=self._checkpoint_run, args=(checkpoint_conn,), name="db-checkpoint"
         )
         self._checkpointer.daemon = True
         self._checkpointer.start()
@@ -178,8 +179,11 @@ class Writer:
                     return
                 self._checkpoint_due.clear()
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    self.checkpoints += 1
+                    busy, _frames, _copied = conn.execute(
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchone()
+                    if not busy:  # busy: another connection was checkpointing; next time
+                        self.checkpoints += 1
                 except sqlite3.Error as exc:  # the writer's backstop checkpoint still runs
                     log.warning("wal_checkpoint_failed", error=repr(exc))
                 if self._checkpoints_stop.wait(CHECKPOINT_EVERY_SECONDS):

@@ -54,3 +54,14 @@ def test_impossible_totals_are_recounted_from_the_changes(conn: sqlite3.Connecti
     assert (item.pending_delta, item.pending_count, item.quantity) == (3, 2, 43)
     assert [entry["event"] for entry in logs] == ["pending_totals_recounted"]
     assert logs[0]["skus"] == ["A"]
+
+
+def test_a_delta_left_without_a_pending_change_is_recounted(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE inventory_items SET pending_count = 1, pending_delta = 9 WHERE sku = 'B'")
+    with capture_logs() as logs:
+        item = reconcile(
+            conn, "B", central_quantity=0, central_version=1, finalized=(7, 1), now=200
+        )
+    # Stored 9 - 7 over 1 - 1 changes: a delta of 2 with nothing pending cannot be; B has one.
+    assert (item.pending_delta, item.pending_count) == (7, 1)
+    assert [entry["event"] for entry in logs] == ["pending_totals_recounted"]

@@ -185,6 +185,8 @@ def _rows_in_database_file(path: Path, tmp_path: Path) -> int:
     conn = sqlite3.connect(copy)
     try:
         return int(conn.execute("SELECT count(*) FROM t").fetchone()[0])
+    except sqlite3.DatabaseError:  # copied while a checkpoint was writing it: not there yet
+        return -1
     finally:
         conn.close()
 
