@@ -306,10 +306,14 @@ class Writer:
             outcomes = _commit(conn, outcomes)
         finally:
             self._txn.release()
+        self._transaction_ended(len(batch))
+        _answer_loop(batcher, batch, outcomes)
+
+    def _transaction_ended(self, jobs: int) -> None:
+        """Count a group transaction and wake the checkpoint thread: called after every one."""
         self._checkpoint_due.set()
         self.commits += 1
-        self.jobs += len(batch)
-        _answer_loop(batcher, batch, outcomes)
+        self.jobs += jobs
 
     def _run_in_transaction(self, conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
         """BEGIN (waiting for the lock), run, COMMIT: all on this thread; the caller holds _txn."""
@@ -323,9 +327,7 @@ class Writer:
                 outcomes = _commit(conn, outcomes)
         finally:
             self._txn.release()
-        self._checkpoint_due.set()
-        self.commits += 1
-        self.jobs += len(jobs)
+        self._transaction_ended(len(jobs))
         return outcomes
 
 
