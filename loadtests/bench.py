@@ -48,16 +48,22 @@ from store_service.serve import EVENT_LOOP
 
 REPO = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "update.lua"
-# What each measured kind posts: path prefix and operation_id shape (see update.lua).
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One measured kind: what it posts (path prefix, operation_id shape: see update.lua) and
+    its row in the table."""
+
+    prefix: str
+    operation_ids: str
+    measure: str
+
+
 KINDS = {
-    "ceiling": ("/_bench/noop", "sequential"),
-    "update": ("/v1/local/inventory", "sequential"),
-    "update-uuid": ("/v1/local/inventory", "random"),
-}
-MEASURES = {
-    "ceiling": "(a) trivial POST",
-    "update": "(b) update",
-    "update-uuid": "(b') update, UUIDs",
+    "ceiling": Kind("/_bench/noop", "sequential", "(a) trivial POST"),
+    "update": Kind("/v1/local/inventory", "sequential", "(b) update"),
+    "update-uuid": Kind("/v1/local/inventory", "random", "(b') update, UUIDs"),
 }
 SHARED_NOTE = "load generator and server share the same 2 cores (loopback)"
 
@@ -182,7 +188,7 @@ def run_wrk(
 ) -> WrkRun:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    prefix, operation_ids = KINDS[kind]
+    prefix, operation_ids = KINDS[kind].prefix, KINDS[kind].operation_ids
     tag = f"{kind}-{secrets.token_hex(4)}"
     argv = [
         "wrk",
@@ -386,9 +392,10 @@ def render(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, s in report.get("http", {}).get("servers", {}).items():
-        for key, name in MEASURES.items():
+        for key, kind in KINDS.items():
             if key not in s:
                 continue
+            name = kind.measure
             d = s[key]
             ratio = _fmt(s[f"{key}_to_ceiling"], 2) if key != "ceiling" else "1"
             lines.append(
