@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from store_service.config import Settings
-from store_service.worker import create_celery
+from store_service.sync.celery_app import create_celery
 
 EXIT_OK, EXIT_NO_WORKER, EXIT_BROKER = 0, 1, 2
 

@@ -44,7 +44,7 @@ from typing import Any
 import httpx
 
 from chaos.processes import free_port
-from store_service.serve import EVENT_LOOP
+from store_service.api.serve import EVENT_LOOP
 
 REPO = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "update.lua"

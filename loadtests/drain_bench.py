@@ -31,10 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 def build_backlog(database: Path, *, changes: int, skus: int) -> float:
     """Write `changes` pending changes through the API's writer; returns seconds taken."""
-    from store_service import db
     from store_service.config import Settings
     from store_service.inventory import UpdateCommand, apply_update
-    from store_service.writer import Writer
+    from store_service.storage import db
+    from store_service.storage.writer import Writer
 
     settings = Settings(database_url=f"sqlite:///{database}")
     db.migrate(settings)
@@ -167,7 +167,7 @@ def child(args: argparse.Namespace) -> None:
     from store_service.config import Settings
     from store_service.gc_tuning import freeze_startup_objects
     from store_service.logs import configure_logging
-    from store_service.sync import run_sync
+    from store_service.sync.run import run_sync
 
     configure_logging("WARNING")
     freeze_startup_objects()  # as the worker does once it is initialised

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from store_service import domain
-from store_service.db import select_in
 from store_service.domain import ItemState
-from store_service.writer import Batchable, Call, Outcome
+from store_service.storage.db import select_in
+from store_service.storage.writer import Batchable, Call, Outcome
 
 PENDING_STATES = ("pending", "in_flight", "conflict")
 """States whose delta central has not applied yet: they count in the local view."""

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from store_service.config import Settings
-from store_service.writer import Writer
+from store_service.storage.writer import Writer
 
 
 @dataclass

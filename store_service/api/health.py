@@ -1,98 +1,184 @@
-"""Health routes: `/health/live` (the process answers), `/health/ready` and `/health`.
+"""Health of the store: one probe per component, and the overall verdict.
 
-See `store_service.health` for the components and the ok/degraded/down mapping: `down` is 503,
-`ok` and `degraded` are 200 (a degraded store still takes updates and keeps them locally).
+Components (each reported with `status` and `latency_ms`, plus a `detail` when not ok):
+
+| component | ok when | otherwise |
+|---|---|---|
+| database | the SQLite file opens and the schema answers a query | down |
+| broker | a connection to `STORE_BROKER_URL` opens (the filesystem dev broker always is) | down |
+| central | `GET {STORE_CENTRAL_URL}/health` answers below 500 | down |
+| worker | the worker heartbeat is younger than 3 x `STORE_WORKER_HEARTBEAT_SECONDS` | down |
+| backlog | oldest pending younger than `..._BACKLOG_MAX_AGE_SECONDS`, no auth failure | degraded |
+
+Overall: `down` (HTTP 503) when the database is down — the API cannot take a single update;
+`degraded` (HTTP 200) when anything else is not ok — updates are still accepted and kept
+locally (local-first), sync waits; `ok` (HTTP 200) otherwise. The broker and central probes are
+network calls: their results are reused for `STORE_HEALTH_CACHE_SECONDS`, so polling health
+cannot be turned into a load on central or RabbitMQ.
 """
 
-from typing import Literal
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
 
-from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+import httpx
+from kombu import Connection
 
-from store_service.api.deps import RuntimeDep, StoreRuntime
-from store_service.health import HealthChecker, http_status
+from store_service.config import Settings
+from store_service.storage import outbox
+from store_service.storage.db import connect
+from store_service.sync import heartbeat
+from store_service.sync.celery_app import broker_url, is_amqp
+from store_service.sync.heartbeat import STALE_AFTER_INTERVALS
 
-router = APIRouter(tags=["health"])
-
-CHECKER = "health.checker"
-
-Status = Literal["ok", "degraded", "down"]
-
-
-class ComponentReport(BaseModel):
-    status: Status
-    latency_ms: float = Field(description="How long the probe took (a cached answer repeats it).")
-    detail: str | None = Field(None, description="Why the component is not ok.")
-
-
-class HealthReport(BaseModel):
-    status: Status = Field(description="down (503) if the database is; degraded if any other is.")
-    components: dict[str, ComponentReport]
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "status": "degraded",
-                    "components": {
-                        "database": {"status": "ok", "latency_ms": 0.4},
-                        "broker": {"status": "ok", "latency_ms": 3.1},
-                        "central": {
-                            "status": "down",
-                            "latency_ms": 2001.0,
-                            "detail": "ConnectTimeout: timed out",
-                        },
-                        "worker": {"status": "ok", "latency_ms": 0.3},
-                        "backlog": {"status": "ok", "latency_ms": 0.6},
-                    },
-                }
-            ]
-        }
-    )
+OK, DEGRADED, DOWN = "ok", "degraded", "down"
+PROBE_TIMEOUT_SECONDS = 2.0
 
 
-class Liveness(BaseModel):
-    status: Literal["ok"] = "ok"
+@dataclass(frozen=True, slots=True)
+class ComponentHealth:
+    status: str
+    latency_ms: float
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
 
 
-def _checker(runtime: StoreRuntime) -> HealthChecker:
-    checker: HealthChecker | None = runtime.extras.get(CHECKER)
-    if checker is None:
-        checker = runtime.extras[CHECKER] = HealthChecker(runtime.settings)
-    return checker
+def overall(components: dict[str, ComponentHealth]) -> str:
+    """`down` if the database is down, `degraded` if anything else is not ok, else `ok`."""
+    if components["database"].status != OK:
+        return DOWN
+    if any(component.status != OK for component in components.values()):
+        return DEGRADED
+    return OK
 
 
-async def _report(runtime: StoreRuntime, response: Response) -> HealthReport:
-    status, components = await _checker(runtime).check()
-    response.status_code = http_status(status)
-    return HealthReport.model_validate(
-        {"status": status, "components": {k: v.as_dict() for k, v in components.items()}}
-    )
+def http_status(status: str) -> int:
+    return 503 if status == DOWN else 200
 
 
-@router.get("/health/live", response_model=Liveness, summary="The process answers")
-async def live() -> Liveness:
-    return Liveness()
+# --- the probes (blocking; each runs in a thread) ------------------------------------------
 
 
-_READY_RESPONSES = {503: {"model": HealthReport, "description": "The database is down."}}
+def probe_database(settings: Settings) -> tuple[str, str | None]:
+    path = settings.database_path
+    if not path.exists():
+        return DOWN, "database file missing"
+    conn = connect(path, readonly=True)
+    try:
+        conn.execute("SELECT count(*) FROM sync_state").fetchone()
+    finally:
+        conn.close()
+    return OK, None
 
 
-@router.get(
-    "/health/ready",
-    response_model=HealthReport,
-    responses=_READY_RESPONSES,
-    summary="Component health; 503 only when the store cannot take updates",
-)
-async def ready(runtime: RuntimeDep, response: Response) -> HealthReport:
-    return await _report(runtime, response)
+def probe_broker(settings: Settings) -> tuple[str, str | None]:
+    url = broker_url(settings)
+    if not is_amqp(url):
+        return OK, "filesystem broker (development)"
+    with Connection(url, connect_timeout=PROBE_TIMEOUT_SECONDS) as conn:
+        conn.connect()
+    return OK, None
 
 
-@router.get(
-    "/health",
-    response_model=HealthReport,
-    responses=_READY_RESPONSES,
-    summary="Component health (same as /health/ready)",
-)
-async def health(runtime: RuntimeDep, response: Response) -> HealthReport:
-    return await _report(runtime, response)
+def probe_central(settings: Settings) -> tuple[str, str | None]:
+    response = httpx.get(f"{settings.central_url}/health", timeout=PROBE_TIMEOUT_SECONDS)
+    if response.status_code >= 500:
+        return DOWN, f"HTTP {response.status_code}"
+    return OK, None
+
+
+def probe_worker(settings: Settings) -> tuple[str, str | None]:
+    conn = connect(settings.database_path, readonly=True)
+    try:
+        beat = heartbeat.read(conn)
+    finally:
+        conn.close()
+    if beat is None:
+        return DOWN, "no worker heartbeat yet"
+    age = time.time() - float(beat["at"])
+    if age > STALE_AFTER_INTERVALS * settings.worker_heartbeat_seconds:
+        return DOWN, f"last worker heartbeat {age:.0f}s ago ({beat.get('hostname')})"
+    return OK, None
+
+
+def probe_backlog(settings: Settings) -> tuple[str, str | None]:
+    conn = connect(settings.database_path, readonly=True)
+    try:
+        summary = outbox.summary(conn, now=time.time())
+    finally:
+        conn.close()
+    if summary["auth_failed"]:
+        return DEGRADED, "central refuses the store's credentials"
+    age = summary["oldest_pending_age_seconds"]
+    if age is not None and age > settings.health_backlog_max_age_seconds:
+        return DEGRADED, f"oldest pending change is {age:.0f}s old"
+    return OK, None
+
+
+Probe = Callable[[Settings], tuple[str, str | None]]
+PROBES: dict[str, Probe] = {
+    "database": probe_database,
+    "broker": probe_broker,
+    "central": probe_central,
+    "worker": probe_worker,
+    "backlog": probe_backlog,
+}
+# Network probes whose answers are reused for `health_cache_seconds`.
+CACHED = frozenset({"broker", "central"})
+
+
+async def _timed(name: str, probe: Probe, settings: Settings) -> ComponentHealth:
+    started = time.perf_counter()
+    try:
+        status, detail = await asyncio.wait_for(
+            asyncio.to_thread(probe, settings), timeout=PROBE_TIMEOUT_SECONDS + 1
+        )
+    except TimeoutError:
+        status, detail = (DEGRADED if name == "backlog" else DOWN), "probe timed out"
+    except Exception as exc:
+        # The exception's type and message only: never a URL with credentials in it.
+        status, detail = (DEGRADED if name == "backlog" else DOWN), _describe(exc)
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    return ComponentHealth(status, latency_ms, detail)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).split("://", 1)[0]  # cut before any URL (it could carry a password)
+    return f"{type(exc).__name__}: {text}"[:200]
+
+
+class HealthChecker:
+    """Runs the probes concurrently; the network ones are cached and never run twice at once."""
+
+    def __init__(self, settings: Settings, probes: dict[str, Probe] | None = None) -> None:
+        self.settings = settings
+        self.probes = probes or PROBES
+        self._cache: dict[str, tuple[float, ComponentHealth]] = {}
+        self._locks = {name: asyncio.Lock() for name in CACHED}
+
+    async def check(self) -> tuple[str, dict[str, ComponentHealth]]:
+        names = list(self.probes)
+        results = await asyncio.gather(*(self._component(name) for name in names))
+        components = dict(zip(names, results, strict=True))
+        return overall(components), components
+
+    async def _component(self, name: str) -> ComponentHealth:
+        probe = self.probes[name]
+        if name not in CACHED:
+            return await _timed(name, probe, self.settings)
+        return await self._cached(name, lambda: _timed(name, probe, self.settings))
+
+    async def _cached(
+        self, name: str, run: Callable[[], Awaitable[ComponentHealth]]
+    ) -> ComponentHealth:
+        async with self._locks[name]:
+            hit = self._cache.get(name)
+            if hit is not None and time.monotonic() - hit[0] < self.settings.health_cache_seconds:
+                return hit[1]
+            result = await run()
+            self._cache[name] = (time.monotonic(), result)
+            return result

@@ -28,8 +28,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from store_service.api.backlog_metrics import BacklogCollector
 from store_service.api.problems import PROBLEM_SLUG_STATE
-from store_service.backlog_metrics import BacklogCollector
 from store_service.config import Settings
 
 NAMESPACE = "store"

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-from store_service.schemas import OPERATION_ID_PATTERN, SKU_PATTERN
+from store_service.api.schemas import OPERATION_ID_PATTERN, SKU_PATTERN
 
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, max_length=64, examples=["SKU-1001"])]
 OperationIdPath = Annotated[

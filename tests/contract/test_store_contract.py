@@ -17,8 +17,8 @@ import schemathesis
 from pydantic import SecretStr
 from schemathesis.python import asgi
 
-from store_service.db import connect
-from store_service.main import create_app
+from store_service.api.app import create_app
+from store_service.storage.db import connect
 from tests.contract import checks  # registers the custom checks
 from tests.contract.support import (
     CASES,

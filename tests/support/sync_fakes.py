@@ -12,7 +12,12 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from store_service.central_client import (
+from store_service.config import Settings
+from store_service.inventory import UpdateCommand, UpdateResult, apply_update
+from store_service.storage.db import connect
+from store_service.storage.outbox import transaction
+from store_service.storage.tables import metadata
+from store_service.sync.central import (
     AuthFailure,
     BulkOutcome,
     BulkResults,
@@ -21,11 +26,6 @@ from store_service.central_client import (
     SyncItem,
     TransientFailure,
 )
-from store_service.config import Settings
-from store_service.db import connect
-from store_service.inventory import UpdateCommand, UpdateResult, apply_update
-from store_service.models import metadata
-from store_service.outbox import transaction
 
 
 def make_database(path: Path) -> sqlite3.Connection:

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from store_service import db
 from store_service.config import Settings
 from store_service.inventory import UpdateCommand, apply_update, apply_update_job, apply_updates
-from store_service.writer import Batchable, Writer
+from store_service.storage import db
+from store_service.storage.writer import Batchable, Writer
 
 SKUS = [f"SKU-{n:05d}" for n in range(1, 6)]
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from central_sim.main import create_app as create_sim
-from store_service.main import create_app as create_store
+from store_service.api.app import create_app as create_store
 from tests.support.sync_fakes import make_settings
 from tests.unit.test_central_sim_app import ADMIN, auth
 from tests.unit.test_central_sim_app import settings as sim_settings

@@ -6,7 +6,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from store_service.central_client import (
+from store_service.logs import request_id_var
+from store_service.sync.central import (
     AuthFailure,
     BulkResults,
     CentralClient,
@@ -16,7 +17,6 @@ from store_service.central_client import (
     TransientFailure,
     parse_retry_after,
 )
-from store_service.logs import request_id_var
 
 SECRET = "s3cret-value"
 Handler = Callable[[httpx.Request], httpx.Response]

@@ -15,9 +15,9 @@ from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
 from central_sim.main import create_app as create_central_app
-from store_service import worker_metrics
+from store_service.api.app import create_app as create_store_app
 from store_service.config import Settings
-from store_service.main import create_app as create_store_app
+from store_service.sync import metrics as worker_metrics
 from tests.support.metrics import Scrape, promtool
 from tests.support.processes import REPO_ROOT
 

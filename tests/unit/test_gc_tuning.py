@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from store_service import worker_signals
 from store_service.gc_tuning import YOUNG_THRESHOLD, tune_garbage_collector
+from store_service.sync import signals as worker_signals
 
 
 @pytest.fixture

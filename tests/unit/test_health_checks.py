@@ -4,9 +4,9 @@ network probes are cached so health polling cannot hammer central or the broker.
 import asyncio
 from pathlib import Path
 
-from store_service import db
+from store_service.api.health import DEGRADED, DOWN, OK, HealthChecker, Probe, http_status
 from store_service.config import Settings
-from store_service.health import DEGRADED, DOWN, OK, HealthChecker, Probe, http_status
+from store_service.storage import db
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -23,7 +23,7 @@ def _ok(_settings: Settings) -> tuple[str, str | None]:
 
 
 def _probes(**replaced: Probe) -> dict[str, Probe]:
-    from store_service.health import PROBES
+    from store_service.api.health import PROBES
 
     return {**PROBES, "broker": _ok, "central": _ok, "worker": _ok, **replaced}
 

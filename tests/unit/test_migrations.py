@@ -10,9 +10,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.schema import CreateIndex
 
-from store_service import db
 from store_service.config import Settings
-from store_service.models import metadata
+from store_service.storage import db
+from store_service.storage.tables import metadata
 
 
 def _migrated(tmp_path: Path) -> Settings:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from store_service import outbox
 from store_service.inventory import PENDING_STATES
+from store_service.storage import outbox
 from tests.support.sync_fakes import local_update, make_database, status_of
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from store_service import outbox
+from store_service.storage import outbox
 from tests.support.sync_fakes import make_database
 
 

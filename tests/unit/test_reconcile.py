@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from store_service.refresh import reconcile, reconcile_many
+from store_service.local_view import reconcile, reconcile_many
 from tests.support.sync_fakes import assert_local_view_consistent, local_update, make_database
 
 

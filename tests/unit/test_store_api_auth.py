@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from store_service.api.app import create_app
 from store_service.api.auth import ApiKeys
-from store_service.main import create_app
 from tests.support.sync_fakes import make_settings
 
 KEYS = ("till-key-0123456789", "backoffice-key-9876543210")

@@ -9,10 +9,15 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from store_service.api.app import create_app
 from store_service.api.deps import StoreRuntime
-from store_service.api.sync import CENTRAL, notify_change, start_sync_wiring, stop_sync_wiring
-from store_service.central_client import CentralClient
-from store_service.main import create_app
+from store_service.api.routes.sync import (
+    CENTRAL,
+    notify_change,
+    start_sync_wiring,
+    stop_sync_wiring,
+)
+from store_service.sync.central import CentralClient
 from tests.support.processes import free_port
 from tests.support.sync_fakes import make_settings
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from store_service import outbox
-from store_service.central_client import AuthFailure, TransientFailure
 from store_service.config import Settings
-from store_service.sync import backoff_delay, run_sync
+from store_service.storage import outbox
+from store_service.sync.central import AuthFailure, TransientFailure
+from store_service.sync.run import backoff_delay, run_sync
 from tests.support.sync_fakes import (
     FakeCentral,
     assert_local_view_consistent,

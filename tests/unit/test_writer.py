@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from store_service import writer as writer_module
-from store_service.db import connect
-from store_service.writer import Batchable, Writer, WriterClosed
+from store_service.storage import writer as writer_module
+from store_service.storage.db import connect
+from store_service.storage.writer import Batchable, Writer, WriterClosed
 
 
 def _make_table(path: Path) -> None:

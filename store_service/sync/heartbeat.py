@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
-from store_service import outbox
 from store_service.config import Settings
-from store_service.db import connect
+from store_service.storage import outbox
+from store_service.storage.db import connect
 
 log = structlog.get_logger(__name__)
 

@@ -15,11 +15,11 @@ import structlog
 from celery import signals
 from prometheus_client import start_http_server
 
-from store_service import worker_metrics
 from store_service.config import Settings, get_settings
 from store_service.gc_tuning import freeze_startup_objects
-from store_service.heartbeat import HeartbeatThread
 from store_service.logs import request_id_var
+from store_service.sync import metrics as worker_metrics
+from store_service.sync.heartbeat import HeartbeatThread
 
 log = structlog.get_logger(__name__)
 

@@ -15,8 +15,9 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from store_service import heartbeat, outbox
-from store_service.db import connect
+from store_service.storage import outbox
+from store_service.storage.db import connect
+from store_service.sync import heartbeat
 
 log = structlog.get_logger(__name__)
 

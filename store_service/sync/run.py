@@ -44,8 +44,13 @@ from typing import Any, Protocol
 
 import structlog
 
-from store_service import outbox
-from store_service.central_client import (
+from store_service.config import ConflictStrategy, Settings
+from store_service.inventory import load_items
+from store_service.local_view import reconcile_many
+from store_service.storage import outbox
+from store_service.storage.db import connect
+from store_service.storage.outbox import ClaimedChange
+from store_service.sync.central import (
     AuthFailure,
     BulkOutcome,
     BulkResults,
@@ -55,11 +60,6 @@ from store_service.central_client import (
     SyncItem,
     TransientFailure,
 )
-from store_service.config import ConflictStrategy, Settings
-from store_service.db import connect
-from store_service.inventory import load_items
-from store_service.outbox import ClaimedChange
-from store_service.refresh import reconcile_many
 
 log = structlog.get_logger(__name__)
 

@@ -19,13 +19,15 @@ from celery import Celery
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from store_service import change_queries, inventory, outbox, refresh
+from store_service import change_queries, inventory, local_view
 from store_service.api.deps import RuntimeDep, StoreRuntime
 from store_service.api.params import OperationIdPath, SkuPath
 from store_service.api.problems import ProblemError, problem_responses
-from store_service.central_client import CentralAuthFailed, CentralClient, CentralUnavailable
-from store_service.schemas import ChangeView, InventoryItem
-from store_service.worker import BROKER_CONNECT_TIMEOUT_SECONDS, SYNC_TASK, create_celery
+from store_service.api.schemas import ChangeView, InventoryItem
+from store_service.storage import outbox
+from store_service.sync import refresh
+from store_service.sync.celery_app import BROKER_CONNECT_TIMEOUT_SECONDS, SYNC_TASK, create_celery
+from store_service.sync.central import CentralAuthFailed, CentralClient, CentralUnavailable
 
 router = APIRouter(prefix="/v1/local", tags=["sync"])
 log = structlog.get_logger(__name__)
@@ -207,7 +209,7 @@ async def trigger_sync(runtime: RuntimeDep) -> TriggerResponse:
 def _reconcile_view(
     conn: sqlite3.Connection, sku: str, quantity: int, version: int, now: float
 ) -> dict[str, Any] | None:
-    refresh.reconcile(conn, sku, central_quantity=quantity, central_version=version, now=now)
+    local_view.reconcile(conn, sku, central_quantity=quantity, central_version=version, now=now)
     return inventory.get_item(conn, sku)
 
 
@@ -253,7 +255,7 @@ def _retry(conn: sqlite3.Connection, operation_id: str, now: float) -> dict[str,
 def _discard(conn: sqlite3.Connection, operation_id: str, now: float) -> dict[str, Any] | None:
     sku, delta = outbox.discard_change(conn, operation_id, now=now)
     # The delta leaves pending: the local view drops it (quantity = central + pending).
-    refresh.reconcile(
+    local_view.reconcile(
         conn,
         sku,
         central_quantity=None,

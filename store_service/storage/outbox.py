@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from store_service.db import select_in
 from store_service.inventory import PENDING_STATES  # noqa: F401 (re-exported: the pending set)
+from store_service.storage.db import select_in
 
 SYNC_LEASE = "sync"
 FINAL_STATES = ("synced", "rejected", "discarded")

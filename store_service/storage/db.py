@@ -13,7 +13,7 @@ from store_service.config import Settings
 if TYPE_CHECKING:
     from alembic.config import Config
 
-ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000  # how long a statement waits for another connection's write lock
 IN_CHUNK = 500  # values per `IN (...)` list: far below SQLite's 32,766 host parameters

@@ -17,15 +17,15 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from store_service.central_client import (
+from store_service.config import Settings
+from store_service.sync.central import (
     AuthFailure,
     BulkOutcome,
     CentralClient,
     SyncItem,
     TransientFailure,
 )
-from store_service.config import Settings
-from store_service.sync import SyncReport, run_sync
+from store_service.sync.run import SyncReport, run_sync
 
 # One registry for the worker process, separate from the default one so importing this module
 # in the API process (or a test) never mixes the two sets.

@@ -16,10 +16,8 @@ from store_service.api.deps import RuntimeDep, StoreRuntime
 from store_service.api.lean_route import LeanRoute
 from store_service.api.params import Limit, OperationIdPath, SkuPath
 from store_service.api.problems import ProblemError, problem_responses
-from store_service.api.sync import notify_change
-from store_service.inventory import OperationReused, UpdateCommand
-from store_service.logs import request_id_var
-from store_service.schemas import (
+from store_service.api.routes.sync import notify_change
+from store_service.api.schemas import (
     SKU_PATTERN,
     ChangePage,
     ChangeStatus,
@@ -29,6 +27,8 @@ from store_service.schemas import (
     UpdateRequest,
     UpdateResponse,
 )
+from store_service.inventory import OperationReused, UpdateCommand
+from store_service.logs import request_id_var
 
 router = APIRouter(prefix="/v1/local", tags=["inventory"])
 log = structlog.get_logger(__name__)

@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from store_service.db import async_url
-from store_service.models import metadata
+from store_service.storage.db import async_url
+from store_service.storage.tables import metadata
 
 config = context.config
 

@@ -41,7 +41,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from store_service.db import BUSY_TIMEOUT_MS, connect
+from store_service.storage.db import BUSY_TIMEOUT_MS, connect
 
 T = TypeVar("T")
 Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]

@@ -1,0 +1,121 @@
+"""The store API: `create_app(settings)` builds it; `app` is what uvicorn serves on port 8001."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
+
+from store_service.api.auth import ApiKeys, api_key_dependency, declare_security
+from store_service.api.deps import StoreRuntime
+from store_service.api.metrics import install_metrics
+from store_service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from store_service.api.problems import Problem, install_problem_handlers
+from store_service.api.routes import health as health_routes
+from store_service.api.routes import inventory as inventory_routes
+from store_service.api.routes import sync as sync_routes
+from store_service.config import Settings, get_settings
+from store_service.gc_tuning import tune_garbage_collector
+from store_service.logs import configure_logging
+from store_service.storage import db
+from store_service.storage.writer import Writer
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTION = """
+Local-first inventory for one shop. Every change is applied to the local SQLite database and
+recorded in a durable outbox in one transaction, acknowledged at once, and pushed to central by
+the sync worker. Errors are RFC 9457 problem documents (`application/problem+json`).
+"""
+
+
+NO_OPENTELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API; the lifespan opens the database and closes it again."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, json=settings.log_json)
+        if settings.migrate_on_startup:
+            await asyncio.to_thread(db.migrate, settings)
+        writer = Writer(settings.database_path).start()
+        reader = db.connect(settings.database_path, readonly=True)
+        runtime = StoreRuntime(settings=settings, writer=writer, reader=reader)
+        app.state.runtime = runtime
+        await sync_routes.start_sync_wiring(runtime)
+        tune_garbage_collector()
+        log.info("store_api_started", database=str(settings.database_path))
+        try:
+            yield
+        finally:
+            await sync_routes.stop_sync_wiring(runtime)
+            writer.stop()
+            reader.close()
+            log.info("store_api_stopped")
+
+    app = FastAPI(
+        title="Store Service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+        # FastAPI's built-in OpenTelemetry hooks: unused (metrics are Prometheus, traces none),
+        # yet left on they look the providers up in os.environ on every request.
+        telemetry=NO_OPENTELEMETRY,
+    )
+    install_problem_handlers(app)
+    # Optional API keys (store_service/api/auth.py): without keys no dependency at all.
+    keys = ApiKeys(settings.api_keys)
+    anonymous_reads = settings.api_allow_anonymous_reads
+    v1_dependencies = (
+        [Depends(api_key_dependency(keys, allow_anonymous_reads=anonymous_reads))] if keys else []
+    )
+    inventory_routes.install_update_route(app, v1_dependencies)  # the hot path: first, lean
+    app.include_router(inventory_routes.router, dependencies=v1_dependencies)
+    app.include_router(sync_routes.router, dependencies=v1_dependencies)
+    app.include_router(health_routes.router)  # unauthenticated: probes and load balancers
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    install_metrics(app, settings)  # last: its middleware is outermost and sees every answer
+    _declare_problem_schema(app, secured=bool(keys), anonymous_reads=anonymous_reads)
+    return app
+
+
+def _declare_problem_schema(app: FastAPI, *, secured: bool, anonymous_reads: bool) -> None:
+    """Add the Problem schema to OpenAPI components so every problem response can name it;
+    with API keys on, declare the security schemes and 401s too."""
+    default_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = default_openapi()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["Problem"] = Problem.model_json_schema()
+            if secured:
+                declare_security(schema, allow_anonymous_reads=anonymous_reads)
+            metrics = schema.get("paths", {}).get("/metrics", {}).get("get")
+            if metrics:  # Prometheus text exposition, not the JSON the generated route claims
+                text = {"text/plain": {"schema": {"type": "string"}}}
+                metrics["responses"]["200"]["content"] = text
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+app = create_app()

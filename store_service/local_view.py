@@ -1,0 +1,131 @@
+"""Fold central's stock into the local view, and refresh SKUs from central on demand.
+
+The local view of a SKU is always `central_quantity + pending deltas` (SPEC §2). `reconcile`
+is the one place that recomputes it: after a sync batch, an operator discard, or a refresh.
+Central's state only ever moves forward (`domain.is_newer_central`), so a stale report (a
+replayed `duplicate`, a refresh racing a sync run) can never roll the view back.
+
+A refresh that races a sync batch may briefly count a change twice (central already applied
+it, the store has not recorded that yet); the batch's result then removes it from pending.
+
+Command line (a new store starts empty; this is how it learns central's stock):
+
+    uv run python -m store_service.refresh --all        # every SKU the store knows
+    uv run python -m store_service.refresh SKU [SKU …]  # the given SKUs
+"""
+
+import sqlite3
+from collections.abc import Mapping
+
+import structlog
+
+from store_service import domain
+from store_service.domain import ItemState
+from store_service.inventory import load_items
+from store_service.storage import outbox
+
+log = structlog.get_logger(__name__)
+
+
+def reconcile(
+    conn: sqlite3.Connection,
+    sku: str,
+    *,
+    central_quantity: int | None,
+    central_version: int | None,
+    now: float,
+    synced: bool = True,
+    finalized: tuple[int, int] = (0, 0),
+) -> ItemState:
+    """Recompute one SKU's local view from its pending totals and central's newest state;
+    `finalized` is the (sum, count) of its deltas the caller's transaction made final."""
+    reported = {sku: (central_quantity, central_version)}
+    return reconcile_many(conn, reported, now=now, synced=synced, finalized={sku: finalized})[sku]
+
+
+_UPSERT = """
+    INSERT INTO inventory_items (sku, quantity, version, pending_delta, pending_count,
+        central_quantity, central_version, last_synced_at, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (sku) DO UPDATE SET
+        quantity = excluded.quantity, version = excluded.version,
+        pending_delta = excluded.pending_delta, pending_count = excluded.pending_count,
+        central_quantity = excluded.central_quantity,
+        central_version = excluded.central_version, updated_at = excluded.updated_at
+"""
+# The same upsert, also stamping last_synced_at on an existing row (news from central).
+_UPSERT_SYNCED = _UPSERT + ", last_synced_at = excluded.last_synced_at"
+
+
+def reconcile_many(
+    conn: sqlite3.Connection,
+    reported: Mapping[str, tuple[int | None, int | None]],
+    *,
+    now: float,
+    synced: bool = True,
+    finalized: Mapping[str, tuple[int, int]] | None = None,
+) -> dict[str, ItemState]:
+    """`reconcile` for many SKUs at once: `reported` maps each SKU to central's (quantity,
+    version), (None, None) when there is no news. Set-based: one read of the items and one
+    upsert statement, whatever the number of SKUs.
+
+    `finalized`: per SKU, the (sum, count) of the deltas that the caller's transaction moved
+    from the pending set to a final state (a sync batch's results, an operator's discard). The
+    stored totals are exact before it, since every writer keeps them so in its own transaction,
+    so the new totals are the stored ones minus these: no pending change is read. A SKU without
+    a stored row has no changes (a change and its item row are written together). Only a result
+    that cannot be (a negative count, or a delta left with no change) is recounted from the
+    changes, with a warning: that scan costs O(pending backlog), as the changes have no index
+    by SKU (migration 0005).
+    """
+    skus = sorted(reported)
+    items = load_items(conn, skus)
+    moved = finalized or {}
+    totals: dict[str, tuple[int, int]] = {}
+    for sku in skus:
+        item = items.get(sku)
+        total, n = moved.get(sku, (0, 0))
+        if item is None:
+            totals[sku] = (0, 0)
+            continue
+        pending_delta, pending_count = item.pending_delta - total, item.pending_count - n
+        if pending_count > 0 or (pending_count == 0 and pending_delta == 0):
+            totals[sku] = (pending_delta, pending_count)
+    recount = [sku for sku in skus if sku not in totals]
+    if recount:
+        log.warning("pending_totals_recounted", skus=recount)
+        totals.update(outbox.pending_totals_many(conn, recount))
+    updated: dict[str, ItemState] = {}
+    for sku in skus:
+        item = items.get(sku) or domain.new_item(sku)
+        quantity, version = item.central_quantity, item.central_version
+        central_quantity, central_version = reported[sku]
+        if domain.is_newer_central(version, central_version):
+            quantity, version = central_quantity, central_version
+        pending_delta, pending_count = totals[sku]
+        updated[sku] = domain.recompute(
+            item,
+            central_quantity=quantity,
+            central_version=version,
+            pending_delta=pending_delta,
+            pending_count=pending_count,
+        )
+    conn.executemany(
+        _UPSERT_SYNCED if synced else _UPSERT,
+        [
+            (
+                i.sku,
+                i.quantity,
+                i.version,
+                i.pending_delta,
+                i.pending_count,
+                i.central_quantity,
+                i.central_version,
+                now if synced else None,
+                now,
+                now,
+            )
+            for i in updated.values()
+        ],
+    )
+    return updated

@@ -1,0 +1,84 @@
+"""Learn central's stock for SKUs on demand and fold it into the local view.
+
+A new store starts empty: this, and the sync run's own results, are how it learns central's
+stock. Command line:
+
+    uv run python -m store_service.refresh --all        # every SKU the store knows
+    uv run python -m store_service.refresh SKU [SKU …]  # the given SKUs
+"""
+
+import argparse
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from store_service.config import Settings, get_settings
+from store_service.domain import ItemState
+from store_service.local_view import reconcile
+from store_service.storage import outbox
+from store_service.storage.db import connect
+from store_service.sync.central import CentralAuthFailed, CentralClient, CentralUnavailable
+
+log = structlog.get_logger(__name__)
+
+
+def fetch(client: CentralClient, sku: str) -> tuple[int, int]:
+    """Central's (quantity, version) for a SKU; a SKU central never saw is (0, 0)."""
+    item = client.get_inventory(sku)
+    return (0, 0) if item is None else (item.quantity, item.version)
+
+
+def refresh_sku(conn: sqlite3.Connection, client: CentralClient, sku: str) -> ItemState:
+    """Fetch one SKU from central, then recompute its local view in a short transaction."""
+    quantity, version = fetch(client, sku)
+    with outbox.transaction(conn):
+        return reconcile(
+            conn, sku, central_quantity=quantity, central_version=version, now=time.time()
+        )
+
+
+def known_skus(conn: sqlite3.Connection) -> list[str]:
+    return [row["sku"] for row in conn.execute("SELECT sku FROM inventory_items ORDER BY sku")]
+
+
+def refresh_many(settings: Settings, skus: Sequence[str] | None) -> tuple[int, list[str]]:
+    """Refresh the given SKUs (all known ones when None); returns (refreshed, failed SKUs)."""
+    conn = connect(settings.database_path)
+    refreshed, failed = 0, []
+    try:
+        with CentralClient.from_settings(settings) as client:
+            for sku in known_skus(conn) if skus is None else skus:
+                try:
+                    refresh_sku(conn, client, sku)
+                    refreshed += 1
+                except CentralUnavailable as exc:
+                    log.warning("refresh_failed", sku=sku, error=str(exc))
+                    failed.append(sku)
+    finally:
+        conn.close()
+    return refreshed, failed
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Refresh the local view from central's stock.")
+    parser.add_argument("skus", nargs="*", help="SKUs to refresh")
+    parser.add_argument("--all", action="store_true", help="refresh every SKU the store knows")
+    args = parser.parse_args(argv)
+    if args.all == bool(args.skus):
+        parser.error("give SKUs or --all (not both)")
+    try:
+        refreshed, failed = refresh_many(get_settings(), None if args.all else args.skus)
+    except CentralAuthFailed as exc:
+        print(f"central refused the store's credentials: {exc}", file=sys.stderr)
+        return 2
+    print(f"refreshed {refreshed} SKU(s); {len(failed)} failed")
+    for sku in failed:
+        print(f"  failed: {sku}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
