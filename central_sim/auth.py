@@ -2,7 +2,6 @@
 
 import hmac
 import secrets
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,9 +26,9 @@ class TokenPolicy:
 
 
 def issue_token(
-    *, service: str, key: str, policy: TokenPolicy, ttl_seconds: int, now: float | None = None
+    *, service: str, key: str, policy: TokenPolicy, ttl_seconds: int, now: float
 ) -> str:
-    issued = int(time.time() if now is None else now)
+    issued = int(now)
     claims = {
         "sub": service,
         "aud": policy.audience,
@@ -41,20 +40,24 @@ def issue_token(
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
-def verify_token(token: str, *, key: str, policy: TokenPolicy) -> dict[str, Any]:
-    """Claims of a valid token; TokenError for anything else. The algorithm is pinned, so
-    `alg: none` and algorithm-confusion tokens are refused before any signature check."""
+def verify_token(token: str, *, key: str, policy: TokenPolicy, now: float) -> dict[str, Any]:
+    """Claims of a valid token at time `now`; TokenError for anything else. The algorithm is
+    pinned, so `alg: none` and algorithm-confusion tokens are refused before any signature
+    check. Expiry is judged against `now` (the simulator's clock), not PyJWT's own."""
     try:
-        return jwt.decode(
+        claims: dict[str, Any] = jwt.decode(
             token,
             key,
             algorithms=[ALGORITHM],
             audience=policy.audience,
             issuer=policy.issuer,
-            options={"require": REQUIRED_CLAIMS, "verify_signature": True},
+            options={
+                "require": REQUIRED_CLAIMS,
+                "verify_signature": True,
+                "verify_exp": False,
+                "verify_iat": False,
+            },
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise TokenError("token expired") from exc
     except jwt.InvalidAudienceError as exc:
         raise TokenError("token audience is not accepted") from exc
     except jwt.InvalidIssuerError as exc:
@@ -67,6 +70,9 @@ def verify_token(token: str, *, key: str, policy: TokenPolicy) -> dict[str, Any]
         raise TokenError(f"token lacks the {exc.claim!r} claim") from exc
     except jwt.InvalidTokenError as exc:
         raise TokenError("token is malformed or invalid") from exc
+    if not isinstance(claims["exp"], int) or claims["exp"] <= now:
+        raise TokenError("token expired")
+    return claims
 
 
 def credentials_valid(services: Mapping[str, str], name: str, secret: str) -> bool:

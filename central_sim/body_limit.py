@@ -5,7 +5,7 @@ from collections.abc import Callable
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from central_sim.problems import PROBLEM_BASE, PROBLEM_MEDIA_TYPE
+from central_sim.problems import PROBLEM_JSON, PROBLEMS
 
 
 class _TooLarge(Exception):
@@ -57,7 +57,7 @@ class BodyLimitMiddleware:
     async def _refuse(send: Send, limit: int) -> None:
         body = orjson.dumps(
             {
-                "type": PROBLEM_BASE + "payload-too-large",
+                "type": PROBLEMS.base + "payload-too-large",
                 "title": "Payload too large",
                 "status": 413,
                 "detail": f"request body exceeds {limit} bytes",
@@ -68,7 +68,7 @@ class BodyLimitMiddleware:
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                    (b"content-type", PROBLEM_JSON.encode()),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
                 ],

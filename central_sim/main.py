@@ -4,7 +4,8 @@ Building `app` at import is safe: settings are read and the database opened only
 lifespan, so importing this module touches no environment, file or socket.
 """
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,7 +21,7 @@ from central_sim.body_limit import BodyLimitMiddleware
 from central_sim.config import Settings, load_settings
 from central_sim.logs import configure_logging
 from central_sim.metrics import Metrics
-from central_sim.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from central_sim.problems import PROBLEM_JSON, install_problem_handlers
 from central_sim.request_ids import RequestIdLogContext
 from central_sim.runtime import open_runtime
 from central_sim.schemas import BulkItem
@@ -29,8 +30,11 @@ log = structlog.get_logger("central_sim")
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """A simulator app; without `settings` they are read from the environment at startup."""
+def create_app(
+    settings: Settings | None = None, *, clock: Callable[[], float] = time.time
+) -> FastAPI:
+    """A simulator app; without `settings` they are read from the environment at startup.
+    `clock` is the wall clock for tokens and idempotency retention (tests pass their own)."""
     registry = CollectorRegistry()
     metrics = Metrics(registry)
 
@@ -38,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         active = settings or load_settings()
         configure_logging(active.log_level)
-        runtime = await run_in_threadpool(open_runtime, active, metrics)
+        runtime = await run_in_threadpool(open_runtime, active, metrics, clock)
         app.state.runtime = runtime
         log.info(
             "central_sim_started",
@@ -110,7 +114,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def _problem_content() -> dict[str, Any]:
-    return {"content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+    return {"content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 app = create_app()

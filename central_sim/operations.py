@@ -4,7 +4,6 @@ Called from request threads (FastAPI's threadpool); the database lock serializes
 what makes "check the idempotency key and the version, then apply" atomic.
 """
 
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -37,7 +36,7 @@ def apply_writes(
     rt: Runtime, *, service: str, items: Sequence[Write | InvalidItem], dropped: bool = False
 ) -> list[Outcome]:
     """Apply a batch in input order in one transaction; one outcome per item."""
-    now = time.time()
+    now = rt.clock()
     writes = [item for item in items if isinstance(item, Write)]
     saved_conflict_next = dict(rt.faults.faults.conflict_next)
     try:
@@ -97,7 +96,7 @@ def list_stock(rt: Runtime, *, after_sku: str | None, limit: int) -> list[dict[s
 def seed(rt: Runtime, *, sku: str, quantity: int) -> Stock:
     """Set a SKU's quantity; the version moves and the journal records the difference as a
     `seed` delta, so journal sums still equal stock."""
-    now = time.time()
+    now = rt.clock()
     with rt.db.write() as conn:
         stock = storage.get_stock(conn, sku) or Stock()
         new = Stock(quantity, stock.version + 1, known=True)

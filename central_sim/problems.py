@@ -1,29 +1,28 @@
-"""RFC 9457 problem details for every error the simulator returns, and the handlers that make
-FastAPI's own errors (validation, 404, 405, crashes) come out the same way."""
+"""central_sim's problem documents (RFC 9457, built by `problem_details`, the same shape as
+the store's): its `type` base URI, the documented Problem schema, and the handlers."""
 
 import re
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import ConfigDict, Field
 
-PROBLEM_BASE = "https://central-sim/problems/"
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-log = structlog.get_logger("central_sim.problems")
+from problem_details import PROBLEM_JSON, ProblemError, Problems
+from problem_details import Problem as BaseProblem
+
+__all__ = ["PROBLEMS", "PROBLEM_JSON", "Problem", "ProblemError", "problem_responses"]
+
+PROBLEMS = Problems("https://central-sim/problems/")
 
 
-class Problem(BaseModel):
+class Problem(BaseProblem):
     """An RFC 9457 problem; extension members carry the details a client acts on."""
 
     model_config = ConfigDict(
         extra="allow",
         json_schema_extra={
             "example": {
-                "type": PROBLEM_BASE + "version-conflict",
+                "type": PROBLEMS.base + "version-conflict",
                 "title": "Version conflict",
                 "status": 409,
                 "detail": "SKU-1 is at version 7, the write expected version 6",
@@ -33,90 +32,10 @@ class Problem(BaseModel):
         },
     )
 
-    type: str = Field(description="Stable URI naming the kind of problem.")
-    title: str
-    status: int
-    detail: str
     field: str | None = Field(None, description="The offending field, where one is to blame.")
     current_quantity: int | None = None
     current_version: int | None = None
     errors: list[dict[str, Any]] | None = Field(None, description="Validation errors.")
-
-
-class ProblemError(Exception):
-    """Raise to answer with a problem; `extra` become extension members."""
-
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        title: str,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.title = title
-        self.detail = detail
-        self.headers = headers or {}
-        self.extra = extra
-
-
-def problem_response(
-    status: int,
-    slug: str,
-    title: str,
-    detail: str,
-    *,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
-    body = {
-        "type": PROBLEM_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        **{k: v for k, v in extra.items() if v is not None},
-    }
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
-
-
-def _from_problem_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ProblemError)
-    return problem_response(
-        exc.status, exc.slug, exc.title, exc.detail, headers=exc.headers, **exc.extra
-    )
-
-
-def _from_validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    # Never echo `input`: it may hold a service secret from the token request.
-    errors = [
-        {
-            "loc": [str(part) for part in err.get("loc", ())],
-            "msg": err.get("msg", ""),
-            "type": err.get("type", ""),
-        }
-        for err in exc.errors()
-    ]
-    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-    field = ".".join(first["loc"][1:] if len(first["loc"]) > 1 else first["loc"]) or None
-    detail = f"{field}: {first['msg']}" if field else str(first["msg"])
-    return problem_response(
-        422, "validation-error", "Request validation failed", detail, field=field, errors=errors
-    )
-
-
-_HTTP_SLUGS = {
-    400: ("bad-request", "Bad request"),
-    401: ("unauthorized", "Unauthorized"),
-    404: ("not-found", "Not found"),
-    405: ("method-not-allowed", "Method not allowed"),
-    413: ("payload-too-large", "Payload too large"),
-}
 
 
 def _allowed_methods(request: Request) -> str | None:
@@ -134,28 +53,8 @@ def _allowed_methods(request: Request) -> str | None:
     return ", ".join(sorted(methods)) or None
 
 
-def _from_http_exception(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    slug, title = _HTTP_SLUGS.get(exc.status_code, ("http-error", "HTTP error"))
-    headers = dict(exc.headers or {})
-    allowed = _allowed_methods(request) if exc.status_code == 405 else None
-    if allowed:
-        headers["Allow"] = allowed
-    return problem_response(exc.status_code, slug, title, str(exc.detail), headers=headers)
-
-
-def _from_crash(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled_error", path=request.url.path, exc_info=exc)
-    return problem_response(
-        500, "internal-error", "Internal error", "the simulator failed to handle the request"
-    )
-
-
 def install_problem_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ProblemError, _from_problem_error)
-    app.add_exception_handler(RequestValidationError, _from_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _from_http_exception)
-    app.add_exception_handler(Exception, _from_crash)
+    PROBLEMS.install(app, allowed_methods=_allowed_methods)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 import hashlib
 import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from central_sim import storage
@@ -27,6 +29,8 @@ class Runtime:
     metrics: Metrics
     rng: random.Random
     competing: CompetingWriter
+    # Wall-clock time for tokens and idempotency retention; tests pass their own clock.
+    clock: Callable[[], float] = time.time
     last_purge: float = field(default=0.0)
 
     def close(self) -> None:
@@ -38,7 +42,9 @@ def configured_key_digest(settings: Settings) -> str:
     return hashlib.sha256(settings.jwt_secret.get_secret_value().encode()).hexdigest()
 
 
-def open_runtime(settings: Settings, metrics: Metrics) -> Runtime:
+def open_runtime(
+    settings: Settings, metrics: Metrics, clock: Callable[[], float] = time.time
+) -> Runtime:
     """Open the database, restore faults, the signing key and the competing writer."""
     services = settings.service_secrets()  # fails clearly when no identity is configured
     db = Database(settings.database_path())
@@ -62,6 +68,7 @@ def open_runtime(settings: Settings, metrics: Metrics) -> Runtime:
         competing=CompetingWriter(
             db=db, service=settings.competing_writer_service, rng=rng, metrics=metrics
         ),
+        clock=clock,
     )
     runtime.competing.resume()
     return runtime

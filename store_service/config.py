@@ -1,7 +1,6 @@
 """Store service settings: one object, read from `STORE_*` environment variables (or `.env`)."""
 
 import json
-from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -9,11 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
-class ConflictStrategy(StrEnum):
-    REBASE = "rebase"
-    CENTRAL_WINS = "central_wins"
-    MANUAL = "manual"
+from store_service.domain import ConflictStrategy
 
 
 class Settings(BaseSettings):

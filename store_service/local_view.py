@@ -1,17 +1,11 @@
-"""Fold central's stock into the local view, and refresh SKUs from central on demand.
+"""The local view: central's last known stock plus the deltas central has not applied yet.
 
-The local view of a SKU is always `central_quantity + pending deltas` (SPEC §2). `reconcile`
-is the one place that recomputes it: after a sync batch, an operator discard, or a refresh.
-Central's state only ever moves forward (`domain.is_newer_central`), so a stale report (a
-replayed `duplicate`, a refresh racing a sync run) can never roll the view back.
+`reconcile` is the one place that recomputes it: after a sync batch, an operator discard, or
+a refresh. Central's state only ever moves forward (`domain.is_newer_central`), so a stale
+report (a replayed `duplicate`, a refresh racing a sync run) can never roll the view back.
 
 A refresh that races a sync batch may briefly count a change twice (central already applied
 it, the store has not recorded that yet); the batch's result then removes it from pending.
-
-Command line (a new store starts empty; this is how it learns central's stock):
-
-    uv run python -m store_service.refresh --all        # every SKU the store knows
-    uv run python -m store_service.refresh SKU [SKU …]  # the given SKUs
 """
 
 import sqlite3
@@ -21,8 +15,7 @@ import structlog
 
 from store_service import domain
 from store_service.domain import ItemState
-from store_service.inventory import load_items
-from store_service.storage import outbox
+from store_service.storage import items, outbox
 
 log = structlog.get_logger(__name__)
 
@@ -41,20 +34,6 @@ def reconcile(
     `finalized` is the (sum, count) of its deltas the caller's transaction made final."""
     reported = {sku: (central_quantity, central_version)}
     return reconcile_many(conn, reported, now=now, synced=synced, finalized={sku: finalized})[sku]
-
-
-_UPSERT = """
-    INSERT INTO inventory_items (sku, quantity, version, pending_delta, pending_count,
-        central_quantity, central_version, last_synced_at, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-    ON CONFLICT (sku) DO UPDATE SET
-        quantity = excluded.quantity, version = excluded.version,
-        pending_delta = excluded.pending_delta, pending_count = excluded.pending_count,
-        central_quantity = excluded.central_quantity,
-        central_version = excluded.central_version, updated_at = excluded.updated_at
-"""
-# The same upsert, also stamping last_synced_at on an existing row (news from central).
-_UPSERT_SYNCED = _UPSERT + ", last_synced_at = excluded.last_synced_at"
 
 
 def reconcile_many(
@@ -79,11 +58,11 @@ def reconcile_many(
     by SKU (migration 0005).
     """
     skus = sorted(reported)
-    items = load_items(conn, skus)
+    known = items.load_items(conn, skus)
     moved = finalized or {}
     totals: dict[str, tuple[int, int]] = {}
     for sku in skus:
-        item = items.get(sku)
+        item = known.get(sku)
         total, n = moved.get(sku, (0, 0))
         if item is None:
             totals[sku] = (0, 0)
@@ -94,10 +73,10 @@ def reconcile_many(
     recount = [sku for sku in skus if sku not in totals]
     if recount:
         log.warning("pending_totals_recounted", skus=recount)
-        totals.update(outbox.pending_totals_many(conn, recount))
+        totals.update(outbox.unapplied_totals(conn, recount))
     updated: dict[str, ItemState] = {}
     for sku in skus:
-        item = items.get(sku) or domain.new_item(sku)
+        item = known.get(sku) or domain.new_item(sku)
         quantity, version = item.central_quantity, item.central_version
         central_quantity, central_version = reported[sku]
         if domain.is_newer_central(version, central_version):
@@ -110,22 +89,6 @@ def reconcile_many(
             pending_delta=pending_delta,
             pending_count=pending_count,
         )
-    conn.executemany(
-        _UPSERT_SYNCED if synced else _UPSERT,
-        [
-            (
-                i.sku,
-                i.quantity,
-                i.version,
-                i.pending_delta,
-                i.pending_count,
-                i.central_quantity,
-                i.central_version,
-                now if synced else None,
-                now,
-                now,
-            )
-            for i in updated.values()
-        ],
-    )
+    synced_at = now if synced else None
+    items.save_items(conn, [(item, now, now, synced_at) for item in updated.values()])
     return updated

@@ -38,7 +38,9 @@ def authenticated_service(
         rt.metrics.auth_failures.labels("missing_token").inc()
         raise _unauthorized("an Authorization: Bearer <token> header is required")
     try:
-        claims = verify_token(credentials.credentials, key=rt.signing_key, policy=rt.token_policy)
+        claims = verify_token(
+            credentials.credentials, key=rt.signing_key, policy=rt.token_policy, now=rt.clock()
+        )
     except TokenError as exc:
         rt.metrics.auth_failures.labels("invalid_token").inc()
         log.info("token_refused", reason=str(exc))

@@ -150,7 +150,7 @@ async def adjust(
     )
 
 
-def _validate_item(raw: object) -> Write | InvalidItem:
+def validate_item(raw: object) -> Write | InvalidItem:
     """A typed write, or the ids the bad item carried so its result can be matched up."""
     try:
         item = BulkItem.model_validate(raw)
@@ -183,7 +183,7 @@ async def bulk_sync(body: BulkSyncRequest, rt: RuntimeDep, caller: WriterDep) ->
             f"{len(body.items)} items; at most {limit} per request",
             field="items",
         )
-    items = [_validate_item(raw) for raw in body.items]
+    items = [validate_item(raw) for raw in body.items]
     outcomes = await run_in_threadpool(
         lambda: operations.apply_writes(
             rt, service=caller.service, items=items, dropped=caller.drop_response

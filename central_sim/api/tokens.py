@@ -31,7 +31,11 @@ async def issue(body: TokenRequest, rt: RuntimeDep) -> TokenResponse:
         )
     ttl = rt.faults.faults.token_ttl_seconds or rt.settings.token_ttl_seconds
     token = issue_token(
-        service=body.service_name, key=rt.signing_key, policy=rt.token_policy, ttl_seconds=ttl
+        service=body.service_name,
+        key=rt.signing_key,
+        policy=rt.token_policy,
+        ttl_seconds=ttl,
+        now=rt.clock(),
     )
     rt.metrics.tokens.labels(body.service_name).inc()
     log.info("token_issued", service=body.service_name, expires_in=ttl)

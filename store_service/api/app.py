@@ -9,11 +9,14 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 
+from problem_details import Problem
 from store_service.api.auth import ApiKeys, api_key_dependency, declare_security
 from store_service.api.deps import StoreRuntime
+from store_service.api.health import HealthChecker
 from store_service.api.metrics import install_metrics
 from store_service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from store_service.api.problems import Problem, install_problem_handlers
+from store_service.api.problems import install_problem_handlers
+from store_service.api.routes import changes as change_routes
 from store_service.api.routes import health as health_routes
 from store_service.api.routes import inventory as inventory_routes
 from store_service.api.routes import sync as sync_routes
@@ -22,6 +25,8 @@ from store_service.gc_tuning import tune_garbage_collector
 from store_service.logs import configure_logging
 from store_service.storage import db
 from store_service.storage.writer import Writer
+from store_service.sync.central import CentralClient
+from store_service.sync.publisher import SyncPublisher
 
 log = structlog.get_logger(__name__)
 
@@ -53,19 +58,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level, json=settings.log_json)
         if settings.migrate_on_startup:
             await asyncio.to_thread(db.migrate, settings)
-        writer = Writer(settings.database_path).start()
-        reader = db.connect(settings.database_path, readonly=True)
-        runtime = StoreRuntime(settings=settings, writer=writer, reader=reader)
+        runtime = StoreRuntime(
+            settings=settings,
+            writer=Writer(settings.database_path).start(),
+            reader=db.connect(settings.database_path, readonly=True),
+            publisher=SyncPublisher(settings),
+            central=CentralClient.from_settings(settings),
+            health=HealthChecker(settings),
+        )
         app.state.runtime = runtime
-        await sync_routes.start_sync_wiring(runtime)
         tune_garbage_collector()
         log.info("store_api_started", database=str(settings.database_path))
         try:
             yield
         finally:
-            await sync_routes.stop_sync_wiring(runtime)
-            writer.stop()
-            reader.close()
+            await runtime.publisher.close()
+            runtime.central.close()
+            runtime.writer.stop()
+            runtime.reader.close()
             log.info("store_api_stopped")
 
     app = FastAPI(
@@ -87,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     inventory_routes.install_update_route(app, v1_dependencies)  # the hot path: first, lean
     app.include_router(inventory_routes.router, dependencies=v1_dependencies)
+    app.include_router(change_routes.router, dependencies=v1_dependencies)
     app.include_router(sync_routes.router, dependencies=v1_dependencies)
     app.include_router(health_routes.router)  # unauthenticated: probes and load balancers
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

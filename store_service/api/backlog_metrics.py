@@ -15,9 +15,10 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from store_service.storage import outbox
+from store_service.domain import ChangeState
 from store_service.storage.db import connect
 from store_service.sync import heartbeat
+from store_service.sync.status import summary as sync_summary
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +41,7 @@ class BacklogCollector(Collector):
             return
         try:
             now = time.time()
-            summary = outbox.summary(conn, now=now)
+            summary = sync_summary(conn, now=now)
             beat = heartbeat.read(conn)
         except sqlite3.Error as exc:
             log.warning("backlog_metrics_unavailable", error=repr(exc))
@@ -74,8 +75,8 @@ class BacklogCollector(Collector):
         )
         if summary is not None:
             counts = summary["counts"]
-            for state in outbox.ALL_STATES:
-                changes.add_metric([state], counts.get(state, 0))
+            for state in ChangeState:
+                changes.add_metric([state.value], counts.get(state, 0))
             oldest.add_metric([], summary["oldest_pending_age_seconds"] or 0.0)
             last_success.add_metric([], summary["last_success_at"] or 0.0)
             auth_failed.add_metric([], 1.0 if summary["auth_failed"] else 0.0)

@@ -21,25 +21,33 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 import httpx
 from kombu import Connection
 
 from store_service.config import Settings
-from store_service.storage import outbox
 from store_service.storage.db import connect
 from store_service.sync import heartbeat
 from store_service.sync.celery_app import broker_url, is_amqp
 from store_service.sync.heartbeat import STALE_AFTER_INTERVALS
+from store_service.sync.status import summary as sync_summary
 
-OK, DEGRADED, DOWN = "ok", "degraded", "down"
+
+class HealthStatus(StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"  # updates are still taken and kept locally; sync waits
+    DOWN = "down"  # the store cannot take a single update
+
+
+OK, DEGRADED, DOWN = HealthStatus.OK, HealthStatus.DEGRADED, HealthStatus.DOWN
 PROBE_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
 class ComponentHealth:
-    status: str
+    status: HealthStatus
     latency_ms: float
     detail: str | None = None
 
@@ -47,7 +55,7 @@ class ComponentHealth:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
 
-def overall(components: dict[str, ComponentHealth]) -> str:
+def overall(components: dict[str, ComponentHealth]) -> HealthStatus:
     """`down` if the database is down, `degraded` if anything else is not ok, else `ok`."""
     if components["database"].status != OK:
         return DOWN
@@ -56,14 +64,14 @@ def overall(components: dict[str, ComponentHealth]) -> str:
     return OK
 
 
-def http_status(status: str) -> int:
+def http_status(status: HealthStatus) -> int:
     return 503 if status == DOWN else 200
 
 
 # --- the probes (blocking; each runs in a thread) ------------------------------------------
 
 
-def probe_database(settings: Settings) -> tuple[str, str | None]:
+def probe_database(settings: Settings) -> tuple[HealthStatus, str | None]:
     path = settings.database_path
     if not path.exists():
         return DOWN, "database file missing"
@@ -75,7 +83,7 @@ def probe_database(settings: Settings) -> tuple[str, str | None]:
     return OK, None
 
 
-def probe_broker(settings: Settings) -> tuple[str, str | None]:
+def probe_broker(settings: Settings) -> tuple[HealthStatus, str | None]:
     url = broker_url(settings)
     if not is_amqp(url):
         return OK, "filesystem broker (development)"
@@ -84,14 +92,14 @@ def probe_broker(settings: Settings) -> tuple[str, str | None]:
     return OK, None
 
 
-def probe_central(settings: Settings) -> tuple[str, str | None]:
+def probe_central(settings: Settings) -> tuple[HealthStatus, str | None]:
     response = httpx.get(f"{settings.central_url}/health", timeout=PROBE_TIMEOUT_SECONDS)
     if response.status_code >= 500:
         return DOWN, f"HTTP {response.status_code}"
     return OK, None
 
 
-def probe_worker(settings: Settings) -> tuple[str, str | None]:
+def probe_worker(settings: Settings) -> tuple[HealthStatus, str | None]:
     conn = connect(settings.database_path, readonly=True)
     try:
         beat = heartbeat.read(conn)
@@ -105,10 +113,10 @@ def probe_worker(settings: Settings) -> tuple[str, str | None]:
     return OK, None
 
 
-def probe_backlog(settings: Settings) -> tuple[str, str | None]:
+def probe_backlog(settings: Settings) -> tuple[HealthStatus, str | None]:
     conn = connect(settings.database_path, readonly=True)
     try:
-        summary = outbox.summary(conn, now=time.time())
+        summary = sync_summary(conn, now=time.time())
     finally:
         conn.close()
     if summary["auth_failed"]:
@@ -119,7 +127,7 @@ def probe_backlog(settings: Settings) -> tuple[str, str | None]:
     return OK, None
 
 
-Probe = Callable[[Settings], tuple[str, str | None]]
+Probe = Callable[[Settings], tuple[HealthStatus, str | None]]
 PROBES: dict[str, Probe] = {
     "database": probe_database,
     "broker": probe_broker,
@@ -160,7 +168,7 @@ class HealthChecker:
         self._cache: dict[str, tuple[float, ComponentHealth]] = {}
         self._locks = {name: asyncio.Lock() for name in CACHED}
 
-    async def check(self) -> tuple[str, dict[str, ComponentHealth]]:
+    async def check(self) -> tuple[HealthStatus, dict[str, ComponentHealth]]:
         names = list(self.probes)
         results = await asyncio.gather(*(self._component(name) for name in names))
         components = dict(zip(names, results, strict=True))

@@ -11,7 +11,7 @@ series are the ones it exported: `store_http_requests_total{handler,method,statu
 Update outcomes are counted in the same pass, from what the route and the problem handlers
 produced: 200 is `applied`, or `replayed` with `Idempotent-Replayed: true`; a problem is
 classified by the slug the problem handler records on the request state
-(`problems.PROBLEM_SLUG_STATE`): `version_conflict`, `insufficient_stock`; any other 4xx is
+(`problem_details.SLUG_STATE`): `version_conflict`, `insufficient_stock`; any other 4xx is
 `invalid`; a 5xx is `error`. Nothing is counted inside the writer.
 
 Each app has its own registry (tests build many apps in one process).
@@ -29,15 +29,15 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store_service.api.backlog_metrics import BacklogCollector
-from store_service.api.problems import PROBLEM_SLUG_STATE
+from store_service.api.problems import SLUG_STATE
 from store_service.config import Settings
+from store_service.domain import UpdateOutcome
 
 NAMESPACE = "store"
 UPDATE_HANDLER = "/v1/local/inventory/{sku}/update"
-UPDATE_OUTCOMES = ("applied", "replayed", "version_conflict", "insufficient_stock", "invalid")
 _PROBLEM_OUTCOMES = {
-    "version-conflict": "version_conflict",
-    "insufficient-stock": "insufficient_stock",
+    "version-conflict": UpdateOutcome.VERSION_CONFLICT,
+    "insufficient-stock": UpdateOutcome.INSUFFICIENT_STOCK,
 }
 # Latency buckets around what the hot path does (a group commit is a few milliseconds).
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -46,13 +46,13 @@ EXCLUDED_PREFIXES = ("/metrics", "/health")
 _REPLAYED = (b"idempotent-replayed", b"true")
 
 
-def update_outcome(status: int, replayed: bool, problem_slug: str | None) -> str:
-    """The outcome label of one answered update request."""
+def update_outcome(status: int, replayed: bool, problem_slug: str | None) -> UpdateOutcome:
+    """The outcome of one answered update request."""
     if status == 200:
-        return "replayed" if replayed else "applied"
+        return UpdateOutcome.REPLAYED if replayed else UpdateOutcome.APPLIED
     if status >= 500:
-        return "error"
-    return _PROBLEM_OUTCOMES.get(problem_slug or "", "invalid")
+        return UpdateOutcome.ERROR
+    return _PROBLEM_OUTCOMES.get(problem_slug or "", UpdateOutcome.INVALID)
 
 
 class RequestMetricsMiddleware:
@@ -69,7 +69,7 @@ class RequestMetricsMiddleware:
         self.app = app
         self.requests = requests
         self.latency = latency
-        self.updates = {outcome: updates.labels(outcome) for outcome in (*UPDATE_OUTCOMES, "error")}
+        self.updates = {outcome: updates.labels(outcome.value) for outcome in UpdateOutcome}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,7 +102,7 @@ class RequestMetricsMiddleware:
         if handler == UPDATE_HANDLER:
             replayed = any(tuple(h) == _REPLAYED for h in start.get("headers", ()))
             state: Mapping[str, Any] = scope.get("state") or {}
-            self.updates[update_outcome(status, replayed, state.get(PROBLEM_SLUG_STATE))].inc()
+            self.updates[update_outcome(status, replayed, state.get(SLUG_STATE))].inc()
 
 
 def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
@@ -126,8 +126,7 @@ def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
     )
     updates = Counter(
         "updates",
-        "Answered stock updates by outcome (applied, replayed, version_conflict, "
-        "insufficient_stock, invalid, error).",
+        f"Answered stock updates by outcome ({', '.join(UpdateOutcome)}).",
         ["outcome"],
         namespace=NAMESPACE,
         registry=registry,

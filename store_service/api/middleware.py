@@ -7,7 +7,7 @@ import orjson
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from store_service.api.problems import PROBLEM_BASE, PROBLEM_JSON
+from store_service.api.problems import PROBLEM_JSON, PROBLEMS
 from store_service.logs import request_id_var
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -73,7 +73,7 @@ class BodySizeLimitMiddleware:
         self.max_bytes = max_bytes
         self._body = orjson.dumps(
             {
-                "type": PROBLEM_BASE + "payload-too-large",
+                "type": PROBLEMS.base + "payload-too-large",
                 "title": "Payload too large",
                 "status": 413,
                 "detail": f"Request bodies are limited to {max_bytes} bytes.",

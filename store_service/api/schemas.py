@@ -1,18 +1,16 @@
 """Request and response models: the store API's contract as it appears in OpenAPI."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from store_service.domain import MAX_ABS_DELTA
-
-SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-OPERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-
-Sku = Annotated[
-    str,
-    Field(pattern=SKU_PATTERN, min_length=1, max_length=64, examples=["SKU-1001"]),
-]
+from store_service.api.health import HealthStatus
+from store_service.domain import (
+    MAX_ABS_DELTA,
+    OPERATION_ID_MAX_LENGTH,
+    OPERATION_ID_PATTERN,
+    ChangeState,
+)
 
 
 def _integral_float_to_int(value: object) -> object:
@@ -25,7 +23,6 @@ JsonInt = Annotated[int, BeforeValidator(_integral_float_to_int)]
 # Bounds before the validator: on `JsonInt | None` they would leak out of the JSON Schema as
 # `"ge"`/`"le"`, which no client or generator understands.
 Version = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_integral_float_to_int)]
-ChangeStatus = Literal["pending", "in_flight", "synced", "conflict", "rejected", "discarded"]
 
 
 class UpdateRequest(BaseModel):
@@ -52,7 +49,7 @@ class UpdateRequest(BaseModel):
     )
     operation_id: str = Field(
         min_length=1,
-        max_length=128,
+        max_length=OPERATION_ID_MAX_LENGTH,
         pattern=OPERATION_ID_PATTERN,
         description="Client-chosen idempotency key (a UUID is recommended).",
     )
@@ -75,7 +72,7 @@ class UpdateResponse(BaseModel):
     version: int
     operation_id: str
     delta: int
-    sync_status: ChangeStatus = Field(description="Always `pending` when first acknowledged.")
+    sync_status: ChangeState = Field(description="Always `pending` when first acknowledged.")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -135,7 +132,7 @@ class ChangeView(BaseModel):
     operation_id: str
     sku: str
     delta: int
-    status: ChangeStatus
+    status: ChangeState
     attempts: int
     last_error: str | None
     next_attempt_at: float | None = Field(description="Unix time of the next send, if pending.")
@@ -173,3 +170,94 @@ class ChangePage(BaseModel):
     next_after_id: int | None = Field(
         description="Pass as `after_id` for the next page; null when there is no more."
     )
+
+
+class TriggerResponse(BaseModel):
+    task_id: str = Field(description="Celery task id of the queued sync run.")
+    pending_count: int = Field(description="Changes pending or in flight right now.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"task_id": "0b6a4f0e-6a57-4b8e-a8e3-4cc7c7e3f6d1", "pending_count": 12}]
+        }
+    )
+
+
+class AuthFailureInfo(BaseModel):
+    at: float = Field(description="Unix time central last refused the store's credentials.")
+    detail: str
+
+
+class SyncSummary(BaseModel):
+    counts: dict[ChangeState, int] = Field(description="Changes per state.")
+    oldest_pending_age_seconds: float | None = Field(
+        description="Age of the oldest change pending or in flight; null when none."
+    )
+    next_attempt_at: float | None = Field(description="Unix time of the next due change.")
+    last_success_at: float | None = Field(description="Unix time the last good run ended.")
+    last_run: dict[str, Any] | None = Field(description="The last run's report.")
+    auth_failed: AuthFailureInfo | None = Field(
+        description="Set while central refuses the store's credentials; cleared by a good run."
+    )
+    lease_holder: str | None = Field(description="The run holding the sync lease, if any.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "counts": {
+                        "pending": 3,
+                        "in_flight": 0,
+                        "synced": 120,
+                        "conflict": 1,
+                        "rejected": 0,
+                        "discarded": 2,
+                    },
+                    "oldest_pending_age_seconds": 42.5,
+                    "next_attempt_at": 1795000160.0,
+                    "last_success_at": 1795000100.0,
+                    "last_run": {"stopped_reason": "drained", "batches": 1, "sent": 5},
+                    "auth_failed": None,
+                    "lease_holder": None,
+                }
+            ]
+        }
+    )
+
+
+class ComponentReport(BaseModel):
+    status: HealthStatus
+    latency_ms: float = Field(description="How long the probe took (a cached answer repeats it).")
+    detail: str | None = Field(None, description="Why the component is not ok.")
+
+
+class HealthReport(BaseModel):
+    status: HealthStatus = Field(
+        description="down (503) if the database is; degraded if any other is."
+    )
+    components: dict[str, ComponentReport]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "degraded",
+                    "components": {
+                        "database": {"status": "ok", "latency_ms": 0.4},
+                        "broker": {"status": "ok", "latency_ms": 3.1},
+                        "central": {
+                            "status": "down",
+                            "latency_ms": 2001.0,
+                            "detail": "ConnectTimeout: timed out",
+                        },
+                        "worker": {"status": "ok", "latency_ms": 0.3},
+                        "backlog": {"status": "ok", "latency_ms": 0.6},
+                    },
+                }
+            ]
+        }
+    )
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"

@@ -1,8 +1,11 @@
-"""SQLite connections with the pragmas that make a commit durable, and the migration entry point."""
+"""SQLite connections with the pragmas that make a commit durable, transactions, and the
+migration entry point."""
 
 import asyncio
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +49,28 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE … COMMIT: takes the write lock up front (waits on busy_timeout).
+
+    For connections outside the API's writer (the worker, commands, tests): the worker wraps
+    a few calls in one, so the API's writer waits for milliseconds, not for a central round
+    trip.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def sql_list(values: Iterable[StrEnum]) -> str:
+    """`('a','b')`: a vocabulary as an SQL list literal, for the statements built at import."""
+    return "(" + ",".join(f"'{value.value}'" for value in values) + ")"
 
 
 def select_in(conn: sqlite3.Connection, sql: str, values: Iterable[Any]) -> Iterator[Any]:

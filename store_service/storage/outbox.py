@@ -1,51 +1,44 @@
-"""All SQL on the outbox (`changes`), the sync lease and `sync_state`.
+"""All SQL on the outbox (`changes`): the update path's insert and lookups, the sync run's
+claims and outcomes, the operator's actions, the purge, and the reads.
 
 Every function runs inside the caller's transaction: the worker wraps a few calls in
-`transaction(conn)` (BEGIN IMMEDIATE, one batch at a time, so the API's writer waits for
-milliseconds, not for a central round trip); the API runs them through its writer thread.
-
-State machine: pending → in_flight → synced | conflict | rejected | discarded, with in_flight
-going back to pending on a transient failure or a crash, and conflict going back to pending
-(operator retry) or to discarded (operator discard). Only synced/rejected/discarded are final;
-nothing is deleted before it is final and `idempotency_retention_seconds` old.
+`db.transaction(conn)` (one batch at a time, so the API's writer waits for milliseconds, not
+for a central round trip); the API runs them through its writer. The states and their moves
+are `domain.ChangeState`; the lists of states in the SQL below are rendered from it.
 """
 
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from store_service.domain import (
+    FINAL_STATES,
+    QUEUED_STATES,
+    UNAPPLIED_STATES,
+    ChangeNotFound,
+    ChangeNotInConflict,
+    ChangeState,
+    ItemState,
+    Resolution,
+)
+from store_service.storage.db import select_in, sql_list
 
-from store_service.inventory import PENDING_STATES  # noqa: F401 (re-exported: the pending set)
-from store_service.storage.db import select_in
-
-SYNC_LEASE = "sync"
-FINAL_STATES = ("synced", "rejected", "discarded")
-ALL_STATES = ("pending", "in_flight", "synced", "conflict", "rejected", "discarded")
-
-# sync_state keys
-LAST_SUCCESS_AT = "last_success_at"
-LAST_RUN = "last_run"
-AUTH_FAILED = "auth_failed"
-
-# The SQL below spells these state lists out; tests/unit/test_outbox_claims.py keeps them in step.
-
-
-class ChangeNotFound(LookupError):
-    def __init__(self, operation_id: str) -> None:
-        super().__init__(f"no change with operation_id {operation_id!r}")
-        self.operation_id = operation_id
+PENDING = ChangeState.PENDING.value
+_UNAPPLIED = sql_list(UNAPPLIED_STATES)
+_QUEUED = sql_list(QUEUED_STATES)
+_FINAL = sql_list(FINAL_STATES)
 
 
-class ChangeNotInConflict(Exception):
-    """Operator actions only apply to a change parked in `conflict`."""
+@dataclass(frozen=True, slots=True)
+class StoredChange:
+    """What the store holds for an operation_id already applied: its payload and first answer."""
 
-    def __init__(self, operation_id: str, status: str) -> None:
-        super().__init__(f"change {operation_id!r} is {status}, not conflict")
-        self.operation_id = operation_id
-        self.status = status
+    sku: str
+    delta: int
+    expected_version: int | None
+    status: int
+    body: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,59 +51,61 @@ class ClaimedChange:
     rebases: int
 
 
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT: takes the write lock up front (waits on busy_timeout)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+NewChange = tuple[str, str, int, int | None, float, int | None, float, float, str | None, str]
+"""A change to insert: (operation_id, sku, delta, expected_version, next_attempt_at,
+base_version, created_at, updated_at, request_id, response_body)."""
 
 
-# --- the lease ---------------------------------------------------------------------------
+# --- the update path -------------------------------------------------------------------------
+
+_INSERT = (
+    "INSERT INTO changes (operation_id, sku, delta, expected_version, status, attempts, "
+    "next_attempt_at, base_version, created_at, updated_at, request_id, response_status, "
+    f"response_body) VALUES (?, ?, ?, ?, '{PENDING}', 0, ?, ?, ?, ?, ?, 200, ?)"
+)
+
+# One statement for both lookups of a single update (the replay check and the item): on the
+# hot path each statement's fixed cost in the sqlite3 module is larger than the index lookups.
+_LOOKUP = """
+    SELECT c.sku, c.delta, c.expected_version, c.response_status, c.response_body,
+        i.quantity, i.version, i.pending_delta, i.pending_count, i.central_quantity,
+        i.central_version
+    FROM (SELECT ? AS operation_id, ? AS sku) AS k
+    LEFT JOIN changes AS c ON c.operation_id = k.operation_id
+    LEFT JOIN inventory_items AS i ON i.sku = k.sku
+"""
 
 
-def acquire_lease(
-    conn: sqlite3.Connection, *, holder: str, now: float, ttl: float, name: str = SYNC_LEASE
-) -> bool:
-    """Take the lease if it is free, expired, or already ours."""
-    cursor = conn.execute(
-        """
-        INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
-        ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-        WHERE leases.expires_at <= ? OR leases.holder = excluded.holder
-        """,
-        (name, holder, now + ttl, now),
+def insert_change(conn: sqlite3.Connection, change: NewChange) -> None:
+    conn.execute(_INSERT, change)
+
+
+def insert_changes(conn: sqlite3.Connection, changes: list[NewChange]) -> None:
+    conn.executemany(_INSERT, changes)
+
+
+def lookup(
+    conn: sqlite3.Connection, operation_id: str, sku: str
+) -> tuple[StoredChange | None, ItemState | None]:
+    """What the store holds for this operation_id, and the SKU's local view, in one query."""
+    row = conn.execute(_LOOKUP, (operation_id, sku)).fetchone()
+    stored = None if row[0] is None else StoredChange(*row[:4], row[4].encode())
+    item = None if row[5] is None else ItemState(sku, *row[5:])
+    return stored, item
+
+
+def stored_changes(conn: sqlite3.Connection, operation_ids: list[str]) -> dict[str, StoredChange]:
+    """`lookup`'s first half for many operation_ids (one query per 500)."""
+    rows = select_in(
+        conn,
+        "SELECT operation_id, sku, delta, expected_version, response_status, response_body "
+        "FROM changes WHERE operation_id IN ({marks})",
+        operation_ids,
     )
-    return cursor.rowcount == 1
+    return {row[0]: StoredChange(*row[1:5], row[5].encode()) for row in rows}
 
 
-def renew_lease(
-    conn: sqlite3.Connection, *, holder: str, now: float, ttl: float, name: str = SYNC_LEASE
-) -> bool:
-    """Extend our lease; False when it expired and someone else took it (stop working then)."""
-    cursor = conn.execute(
-        "UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?",
-        (now + ttl, name, holder),
-    )
-    return cursor.rowcount == 1
-
-
-def release_lease(conn: sqlite3.Connection, *, holder: str, name: str = SYNC_LEASE) -> None:
-    conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
-
-
-def lease_holder(conn: sqlite3.Connection, *, now: float, name: str = SYNC_LEASE) -> str | None:
-    row = conn.execute(
-        "SELECT holder FROM leases WHERE name = ? AND expires_at > ?", (name, now)
-    ).fetchone()
-    return None if row is None else str(row["holder"])
-
-
-# --- the sync run's steps ----------------------------------------------------------------
+# --- the sync run's steps --------------------------------------------------------------------
 
 
 def recover_in_flight(conn: sqlite3.Connection, *, now: float) -> int:
@@ -120,8 +115,9 @@ def recover_in_flight(conn: sqlite3.Connection, *, now: float) -> int:
     operation_id) or did not (→ applied now).
     """
     cursor = conn.execute(
-        "UPDATE changes SET status = 'pending', next_attempt_at = ?, updated_at = ?, "
-        "last_error = 'recovered after an interrupted sync run' WHERE status = 'in_flight'",
+        f"UPDATE changes SET status = '{PENDING}', next_attempt_at = ?, updated_at = ?, "
+        "last_error = 'recovered after an interrupted sync run' "
+        f"WHERE status = '{ChangeState.IN_FLIGHT}'",
         (now, now),
     )
     return cursor.rowcount
@@ -132,6 +128,15 @@ def idempotency_margin(window: float) -> float:
     return min(300.0, 0.05 * window)
 
 
+# How a change first sent before central's idempotency window is parked (both parking paths).
+_PARK_EXPIRED = (
+    f"UPDATE changes SET status = '{ChangeState.CONFLICT}', "
+    f"resolution = '{Resolution.IDEMPOTENCY_WINDOW_EXPIRED}', "
+    "last_error = 'first sent before central''s idempotency window; not resent blindly', "
+    "updated_at = ?"
+)
+
+
 def park_expired(conn: sqlite3.Connection, *, now: float, window: float) -> int:
     """Park pending changes first sent longer ago than central keeps idempotency keys.
 
@@ -140,12 +145,8 @@ def park_expired(conn: sqlite3.Connection, *, now: float, window: float) -> int:
     """
     cutoff = now - window + idempotency_margin(window)
     cursor = conn.execute(
-        """
-        UPDATE changes SET status = 'conflict', resolution = 'idempotency_window_expired',
-            last_error = 'first sent before central''s idempotency window; not resent blindly',
-            updated_at = ?
-        WHERE status = 'pending' AND first_sent_at IS NOT NULL AND first_sent_at <= ?
-        """,
+        f"{_PARK_EXPIRED} WHERE status = '{PENDING}' AND first_sent_at IS NOT NULL "
+        "AND first_sent_at <= ?",
         (now, cutoff),
     )
     return cursor.rowcount
@@ -155,34 +156,25 @@ def park_expired(conn: sqlite3.Connection, *, now: float, window: float) -> int:
 # SQLite prefers the (status, next_attempt_at) index and then sorts every due row, which made
 # each claim cost O(backlog).
 _CLAIM = (
-    "UPDATE changes SET status = 'in_flight', first_sent_at = coalesce(first_sent_at, ?), "
-    "updated_at = ? WHERE id IN (SELECT id FROM changes INDEXED BY ix_changes_status_id "
-    "WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?) "
+    f"UPDATE changes SET status = '{ChangeState.IN_FLIGHT}', "
+    "first_sent_at = coalesce(first_sent_at, ?), updated_at = ? WHERE id IN ("
+    "SELECT id FROM changes INDEXED BY ix_changes_status_id "
+    f"WHERE status = '{PENDING}' AND next_attempt_at <= ? ORDER BY id LIMIT ?) "
     "RETURNING id, operation_id, sku, delta, attempts, rebases, first_sent_at"
 )
 
 
-def claim_due(conn: sqlite3.Connection, *, now: float, limit: int) -> list[ClaimedChange]:
-    """Mark up to `limit` due pending changes in_flight, oldest first, and return them.
-
-    One statement (`UPDATE … RETURNING`, SQLite ≥ 3.35); RETURNING's row order is not
-    defined, so the claim is sorted by id (= oldest first) here.
-    """
-    rows = conn.execute(_CLAIM, (now, now, now, limit)).fetchall()
-    rows.sort(key=lambda row: row[0])
-    return [ClaimedChange(*row[:6]) for row in rows]
-
-
-def claim_due_unexpired(
+def claim_due(
     conn: sqlite3.Connection, *, now: float, limit: int, window: float
 ) -> tuple[list[ClaimedChange], int]:
-    """`park_expired` restricted to what is being claimed, then `claim_due`: (claimed, parked).
+    """Mark up to `limit` due pending changes in_flight, oldest first: (claimed, parked).
 
-    The sync run's per-batch step. `park_expired` scans every pending change (first_sent_at
-    is in no index), which made each batch cost O(backlog); here only the claimed rows are
-    checked, in the same transaction, so no change first sent before central's idempotency
-    window is ever resent (the guarantee `park_expired` gives), and parked rows end exactly as
-    `park_expired` leaves them. The run still calls `park_expired` once when it starts.
+    A claimed change first sent before central's idempotency window is parked instead, in the
+    same transaction, exactly as `park_expired` leaves it, so none is ever resent blindly.
+    Only the claimed rows are checked: `park_expired` scans every pending change (first_sent_at
+    is in no index), which made each batch cost O(backlog); the run calls it once when it
+    starts. One statement per round (`UPDATE … RETURNING`, SQLite ≥ 3.35); RETURNING's row order
+    is not defined, so the claim is sorted by id (= oldest first) here.
     """
     cutoff = now - window + idempotency_margin(window)
     claimed: list[ClaimedChange] = []
@@ -195,55 +187,25 @@ def claim_due_unexpired(
         if not expired:
             break
         conn.executemany(
-            "UPDATE changes SET status = 'conflict', resolution = 'idempotency_window_expired', "
-            "last_error = 'first sent before central''s idempotency window; not resent blindly',"
-            " updated_at = ? WHERE id = ?",
-            [(now, change_id) for change_id in expired],
+            f"{_PARK_EXPIRED} WHERE id = ?", [(now, change_id) for change_id in expired]
         )
         parked += len(expired)
     claimed.sort(key=lambda change: change.id)
     return claimed, parked
 
 
-def has_due(conn: sqlite3.Connection, *, now: float) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM changes INDEXED BY ix_changes_pending_due "
-        "WHERE status = 'pending' AND next_attempt_at <= ? LIMIT 1",
-        (now,),
-    ).fetchone()
-    return row is not None
+# --- recording outcomes ----------------------------------------------------------------------
+
+SyncedRow = tuple[int, int | None, int | None, Resolution | None]
+"""(id, version sent, central's version, resolution) of a change central applied."""
 
 
-# --- recording outcomes ------------------------------------------------------------------
-
-
-def mark_synced(
-    conn: sqlite3.Connection,
-    change_id: int,
-    *,
-    sent_version: int | None,
-    central_version: int | None,
-    resolution: str | None,
-    now: float,
-) -> None:
-    conn.execute(
-        "UPDATE changes SET status = 'synced', base_version = ?, central_version = ?, "
-        "resolution = ?, last_error = NULL, finalized_at = ?, updated_at = ? WHERE id = ?",
-        (sent_version, central_version, resolution, now, now, change_id),
-    )
-
-
-def mark_synced_many(
-    conn: sqlite3.Connection,
-    rows: Iterable[tuple[int, int | None, int | None, str | None]],
-    *,
-    now: float,
-) -> None:
-    """`mark_synced` for many changes in one statement: (id, sent_version, central_version,
-    resolution) each."""
+def mark_synced(conn: sqlite3.Connection, rows: Iterable[SyncedRow], *, now: float) -> None:
+    """Record changes central applied (or had applied: `duplicate`), in one statement."""
     conn.executemany(
-        "UPDATE changes SET status = 'synced', base_version = ?, central_version = ?, "
-        "resolution = ?, last_error = NULL, finalized_at = ?, updated_at = ? WHERE id = ?",
+        f"UPDATE changes SET status = '{ChangeState.SYNCED}', base_version = ?, "
+        "central_version = ?, resolution = ?, last_error = NULL, finalized_at = ?, "
+        "updated_at = ? WHERE id = ?",
         [
             (sent_version, central_version, resolution, now, now, change_id)
             for change_id, sent_version, central_version, resolution in rows
@@ -259,9 +221,10 @@ def mark_rejected(
     reason: str,
     now: float,
 ) -> None:
+    """Final: central refused the change for good; its reason is kept as the resolution."""
     conn.execute(
-        "UPDATE changes SET status = 'rejected', base_version = ?, resolution = ?, "
-        "last_error = ?, finalized_at = ?, updated_at = ? WHERE id = ?",
+        f"UPDATE changes SET status = '{ChangeState.REJECTED}', base_version = ?, "
+        "resolution = ?, last_error = ?, finalized_at = ?, updated_at = ? WHERE id = ?",
         (sent_version, reason, f"rejected by central: {reason}", now, now, change_id),
     )
 
@@ -272,14 +235,14 @@ def mark_conflict(
     *,
     sent_version: int | None,
     central_version: int | None,
-    resolution: str,
+    resolution: Resolution,
     error: str,
     now: float,
 ) -> None:
-    """Park for an operator: still counts as pending in the local view."""
+    """Park for an operator: still counts in the local view (central has not applied it)."""
     conn.execute(
-        "UPDATE changes SET status = 'conflict', base_version = ?, central_version = ?, "
-        "resolution = ?, last_error = ?, updated_at = ? WHERE id = ?",
+        f"UPDATE changes SET status = '{ChangeState.CONFLICT}', base_version = ?, "
+        "central_version = ?, resolution = ?, last_error = ?, updated_at = ? WHERE id = ?",
         (sent_version, central_version, resolution, error, now, change_id),
     )
 
@@ -289,12 +252,13 @@ def mark_discarded(
     change_id: int,
     *,
     central_version: int | None,
-    resolution: str,
+    resolution: Resolution,
     now: float,
 ) -> None:
     conn.execute(
-        "UPDATE changes SET status = 'discarded', central_version = coalesce(?, central_version), "
-        "resolution = ?, finalized_at = ?, updated_at = ? WHERE id = ?",
+        f"UPDATE changes SET status = '{ChangeState.DISCARDED}', "
+        "central_version = coalesce(?, central_version), resolution = ?, finalized_at = ?, "
+        "updated_at = ? WHERE id = ?",
         (central_version, resolution, now, now, change_id),
     )
 
@@ -309,7 +273,7 @@ def mark_rebased(
 ) -> None:
     """Back to pending, due now, on top of central's current version."""
     conn.execute(
-        "UPDATE changes SET status = 'pending', base_version = ?, central_version = ?, "
+        f"UPDATE changes SET status = '{PENDING}', base_version = ?, central_version = ?, "
         "rebases = rebases + ?, next_attempt_at = ?, "
         "last_error = 'version conflict at central; rebased', updated_at = ? WHERE id = ?",
         (central_version, central_version, 1 if counted else 0, now, now, change_id),
@@ -326,8 +290,9 @@ def put_back(
 ) -> None:
     """Return in-flight changes to pending with their next attempt times."""
     conn.executemany(
-        "UPDATE changes SET status = 'pending', attempts = attempts + ?, next_attempt_at = ?, "
-        "last_error = ?, updated_at = ? WHERE id = ? AND status = 'in_flight'",
+        f"UPDATE changes SET status = '{PENDING}', attempts = attempts + ?, "
+        "next_attempt_at = ?, last_error = ?, updated_at = ? "
+        f"WHERE id = ? AND status = '{ChangeState.IN_FLIGHT}'",
         [
             (1 if count_attempt else 0, next_at, error, now, change_id)
             for change_id, next_at in retries
@@ -335,7 +300,7 @@ def put_back(
     )
 
 
-# --- operator actions --------------------------------------------------------------------
+# --- operator actions ------------------------------------------------------------------------
 
 
 def _conflicted(conn: sqlite3.Connection, operation_id: str) -> sqlite3.Row:
@@ -344,9 +309,9 @@ def _conflicted(conn: sqlite3.Connection, operation_id: str) -> sqlite3.Row:
     ).fetchone()
     if row is None:
         raise ChangeNotFound(operation_id)
-    if row["status"] != "conflict":
-        raise ChangeNotInConflict(operation_id, row["status"])
-    return row
+    if row["status"] != ChangeState.CONFLICT:
+        raise ChangeNotInConflict(operation_id, ChangeState(row["status"]))
+    return row  # type: ignore[no-any-return]  # sqlite3 types fetchone() as Any
 
 
 def retry_change(conn: sqlite3.Connection, operation_id: str, *, now: float) -> str:
@@ -359,22 +324,20 @@ def retry_change(conn: sqlite3.Connection, operation_id: str, *, now: float) -> 
     """
     row = _conflicted(conn, operation_id)
     conn.execute(
-        "UPDATE changes SET status = 'pending', attempts = 0, rebases = 0, next_attempt_at = ?, "
-        "first_sent_at = NULL, resolution = 'operator_retry', last_error = NULL, updated_at = ? "
-        "WHERE id = ?",
-        (now, now, row["id"]),
+        f"UPDATE changes SET status = '{PENDING}', attempts = 0, rebases = 0, "
+        "next_attempt_at = ?, first_sent_at = NULL, resolution = ?, last_error = NULL, "
+        "updated_at = ? WHERE id = ?",
+        (now, Resolution.OPERATOR_RETRY, now, row["id"]),
     )
     return str(row["sku"])
 
 
 def discard_change(conn: sqlite3.Connection, operation_id: str, *, now: float) -> tuple[str, int]:
-    """conflict → discarded (final); returns the SKU and the delta that left its pending set,
+    """conflict → discarded (final); returns the SKU and the delta that left its unapplied set,
     for the caller to recompute the SKU's local view."""
     row = _conflicted(conn, operation_id)
-    conn.execute(
-        "UPDATE changes SET status = 'discarded', resolution = 'operator_discard', "
-        "finalized_at = ?, updated_at = ? WHERE id = ?",
-        (now, now, row["id"]),
+    mark_discarded(
+        conn, row["id"], central_version=None, resolution=Resolution.OPERATOR_DISCARD, now=now
     )
     return str(row["sku"]), int(row["delta"])
 
@@ -382,39 +345,25 @@ def discard_change(conn: sqlite3.Connection, operation_id: str, *, now: float) -
 def purge_final(conn: sqlite3.Connection, *, now: float, retention: float) -> int:
     """Delete final changes older than the replay retention (their operation_ids are freed)."""
     cursor = conn.execute(
-        "DELETE FROM changes WHERE status IN ('synced', 'rejected', 'discarded') "
-        "AND finalized_at < ?",  # = FINAL_STATES
+        f"DELETE FROM changes WHERE status IN {_FINAL} AND finalized_at < ?",
         (now - retention,),
     )
     return cursor.rowcount
 
 
-# --- reads -------------------------------------------------------------------------------
+# --- reads -----------------------------------------------------------------------------------
 
 
-def pending_totals(conn: sqlite3.Connection, sku: str) -> tuple[int, int]:
-    """Sum and count of the SKU's deltas central has not applied (the local view's pending),
-    counted from the changes: a scan of every pending change (no index by SKU), for checks and
-    repairs; the hot paths keep these totals on the SKU's inventory_items row."""
-    row = conn.execute(
-        "SELECT coalesce(sum(delta), 0) AS total, count(*) AS n FROM changes "
-        "WHERE sku = ? AND status IN ('pending', 'in_flight', 'conflict')",  # = PENDING_STATES
-        (sku,),
-    ).fetchone()
-    return int(row["total"]), int(row["n"])
-
-
-def pending_totals_many(
-    conn: sqlite3.Connection, skus: Iterable[str]
-) -> dict[str, tuple[int, int]]:
-    """`pending_totals` for many SKUs in one `GROUP BY` (per 500 SKUs); (0, 0) when none."""
+def unapplied_totals(conn: sqlite3.Connection, skus: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """Per SKU, the sum and count of its deltas central has not applied, counted from the
+    changes ((0, 0) when none): a scan of every unapplied change (no index by SKU), for checks
+    and repairs. The hot paths keep these totals on the SKU's inventory_items row."""
     wanted = sorted(set(skus))
     totals = dict.fromkeys(wanted, (0, 0))
     rows = select_in(
         conn,
-        "SELECT sku, sum(delta), count(*) FROM changes "
-        "WHERE sku IN ({marks}) AND status IN ('pending', 'in_flight', 'conflict') "
-        "GROUP BY sku",  # = PENDING_STATES
+        f"SELECT sku, sum(delta), count(*) FROM changes WHERE sku IN ({{marks}}) "
+        f"AND status IN {_UNAPPLIED} GROUP BY sku",
         wanted,
     )
     for sku, total, n in rows:
@@ -422,71 +371,102 @@ def pending_totals_many(
     return totals
 
 
-def change_view(conn: sqlite3.Connection, operation_id: str) -> dict[str, Any] | None:
+_VIEW_COLUMNS = (
+    "id, operation_id, sku, delta, status, attempts, last_error, next_attempt_at, "
+    "central_version, resolution, created_at, updated_at, finalized_at"
+)
+
+
+def _view(row: sqlite3.Row) -> dict[str, Any]:
+    view = dict(row)
+    if view["status"] != PENDING:
+        view["next_attempt_at"] = None  # only a pending change waits for a next attempt
+    return view
+
+
+def get_change(conn: sqlite3.Connection, operation_id: str) -> dict[str, Any] | None:
+    """Where one change stands, as the API shows it."""
     row = conn.execute(
-        "SELECT operation_id, sku, delta, status, attempts, next_attempt_at, last_error, "
-        "central_version, base_version, rebases, resolution, first_sent_at, finalized_at, "
-        "created_at, updated_at FROM changes WHERE operation_id = ?",
+        f"SELECT {_VIEW_COLUMNS} FROM changes WHERE operation_id = ?",
         (operation_id,),
     ).fetchone()
-    return None if row is None else dict(row)
+    return None if row is None else _view(row)
 
 
-def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    counts = dict.fromkeys(ALL_STATES, 0)
-    for row in conn.execute("SELECT status, count(*) AS n FROM changes GROUP BY status"):
-        counts[row["status"]] = int(row["n"])
+SKU_SCAN_WINDOW = 5_000
+"""Changes a SKU-filtered page looks through at most: there is no index by SKU (migration
+0005), and the read runs on the event loop, so its cost must not grow with the outbox."""
+
+
+def list_changes(
+    conn: sqlite3.Connection,
+    *,
+    status: ChangeState | None,
+    sku: str | None,
+    after_id: int,
+    limit: int,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page of changes in outbox order, optionally of one status and/or one SKU, and the
+    `after_id` of the next page (None at the end).
+
+    With a SKU, the page looks through the next SKU_SCAN_WINDOW changes (of the status, if
+    given) after `after_id` and returns the SKU's among them: it may hold fewer than `limit`, or
+    none, while more follow; the next page starts after the last change looked at.
+    """
+    clauses = ["id > ?"]
+    params: list[Any] = [after_id]
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+    window_end = None
+    if sku is not None:
+        window_end = _window_end(conn, clauses, params)
+        if window_end is not None:
+            clauses.append("id <= ?")
+            params.append(window_end)
+        clauses.append("sku = ?")
+        params.append(sku)
+    rows = conn.execute(
+        f"SELECT {_VIEW_COLUMNS} FROM changes WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?",
+        [*params, limit],
+    ).fetchall()
+    items = [_view(row) for row in rows]
+    if len(items) == limit:
+        return items, int(items[-1]["id"])
+    return items, window_end
+
+
+def _window_end(conn: sqlite3.Connection, clauses: list[str], params: list[Any]) -> int | None:
+    """The id of the SKU_SCAN_WINDOW-th change matching `clauses`, None if there are fewer."""
+    row = conn.execute(
+        f"SELECT id FROM changes WHERE {' AND '.join(clauses)} ORDER BY id LIMIT 1 OFFSET ?",
+        [*params, SKU_SCAN_WINDOW - 1],
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def state_counts(conn: sqlite3.Connection) -> dict[ChangeState, int]:
+    counts = dict.fromkeys(ChangeState, 0)
+    for status, n in conn.execute("SELECT status, count(*) FROM changes GROUP BY status"):
+        counts[ChangeState(status)] = int(n)
     return counts
 
 
-def pending_count(conn: sqlite3.Connection) -> int:
-    row = conn.execute(
-        "SELECT count(*) AS n FROM changes WHERE status IN ('pending', 'in_flight')"
-    ).fetchone()
-    return int(row["n"])
+def queued_count(conn: sqlite3.Connection) -> int:
+    """Changes the worker still has to send (pending or in flight)."""
+    row = conn.execute(f"SELECT count(*) FROM changes WHERE status IN {_QUEUED}").fetchone()
+    return int(row[0])
 
 
-def oldest_pending_created_at(conn: sqlite3.Connection) -> float | None:
-    row = conn.execute(
-        "SELECT min(created_at) AS oldest FROM changes WHERE status IN ('pending', 'in_flight')"
-    ).fetchone()
-    return None if row["oldest"] is None else float(row["oldest"])
+def oldest_queued_created_at(conn: sqlite3.Connection) -> float | None:
+    row = conn.execute(f"SELECT min(created_at) FROM changes WHERE status IN {_QUEUED}").fetchone()
+    return None if row[0] is None else float(row[0])
 
 
 def next_attempt_at(conn: sqlite3.Connection) -> float | None:
+    """When the next pending change is due (None when nothing is pending)."""
     row = conn.execute(
-        "SELECT min(next_attempt_at) AS due FROM changes INDEXED BY ix_changes_pending_due "
-        "WHERE status = 'pending'"
+        "SELECT min(next_attempt_at) FROM changes INDEXED BY ix_changes_pending_due "
+        f"WHERE status = '{PENDING}'"
     ).fetchone()
-    return None if row["due"] is None else float(row["due"])
-
-
-def get_state(conn: sqlite3.Connection, key: str) -> Any:
-    row = conn.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()
-    return None if row is None else orjson.loads(row["value"])
-
-
-def set_state(conn: sqlite3.Connection, key: str, value: Any, *, now: float) -> None:
-    conn.execute(
-        "INSERT INTO sync_state (key, value, updated_at) VALUES (?, ?, ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        (key, orjson.dumps(value).decode(), now),
-    )
-
-
-def delete_state(conn: sqlite3.Connection, key: str) -> None:
-    conn.execute("DELETE FROM sync_state WHERE key = ?", (key,))
-
-
-def summary(conn: sqlite3.Connection, *, now: float) -> dict[str, Any]:
-    """What health, metrics and operators want to know about the outbox at a glance."""
-    oldest = oldest_pending_created_at(conn)
-    return {
-        "counts": state_counts(conn),
-        "oldest_pending_age_seconds": None if oldest is None else max(0.0, now - oldest),
-        "next_attempt_at": next_attempt_at(conn),
-        "last_success_at": get_state(conn, LAST_SUCCESS_AT),
-        "last_run": get_state(conn, LAST_RUN),
-        "auth_failed": get_state(conn, AUTH_FAILED),
-        "lease_holder": lease_holder(conn, now=now),
-    }
+    return None if row[0] is None else float(row[0])

@@ -12,6 +12,9 @@ from sqlalchemy import (
     Text,
 )
 
+from store_service.domain import ChangeState
+from store_service.storage.db import sql_list
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -67,10 +70,7 @@ changes = Table(
     # The first response, replayed verbatim for a retried request.
     Column("response_status", Integer, nullable=False),
     Column("response_body", Text, nullable=False),
-    CheckConstraint(
-        "status IN ('pending','in_flight','synced','conflict','rejected','discarded')",
-        name="status_known",
-    ),
+    CheckConstraint(f"status IN {sql_list(ChangeState)}", name="status_known"),
     CheckConstraint("delta <> 0", name="delta_nonzero"),
 )
 # Claims walk pending changes in id order (oldest first) and stop after a batch: no sort.
@@ -80,7 +80,7 @@ Index("ix_changes_status_id", changes.c.status, changes.c.id)
 Index(
     "ix_changes_pending_due",
     changes.c.next_attempt_at,
-    sqlite_where=changes.c.status == "pending",
+    sqlite_where=changes.c.status == ChangeState.PENDING.value,
 )
 # No index by SKU (migration 0005): its entries scatter over every SKU, so each new change
 # dirtied one more page of it, written to the WAL and fsynced with every group commit. A SKU's

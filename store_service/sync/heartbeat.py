@@ -16,25 +16,27 @@ from typing import Any
 import structlog
 
 from store_service.config import Settings
-from store_service.storage import outbox
-from store_service.storage.db import connect
+from store_service.storage.db import connect, transaction
+from store_service.sync import state
 
 log = structlog.get_logger(__name__)
 
-HEARTBEAT_KEY = "worker_heartbeat"
 # A heartbeat older than this many intervals means no worker is alive.
 STALE_AFTER_INTERVALS = 3
 
 
 def beat_once(conn: sqlite3.Connection, *, hostname: str, now: float) -> None:
-    with outbox.transaction(conn):
-        outbox.set_state(
-            conn, HEARTBEAT_KEY, {"at": now, "hostname": hostname, "pid": os.getpid()}, now=now
+    with transaction(conn):
+        state.put(
+            conn,
+            state.Fact.WORKER_HEARTBEAT,
+            {"at": now, "hostname": hostname, "pid": os.getpid()},
+            now=now,
         )
 
 
 def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
-    value = outbox.get_state(conn, HEARTBEAT_KEY)
+    value = state.get(conn, state.Fact.WORKER_HEARTBEAT)
     return value if isinstance(value, dict) else None
 
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from store_service.config import Settings
+from store_service.domain import ItemOutcome, RunResult
 from store_service.sync.central import (
     AuthFailure,
     BulkOutcome,
@@ -33,15 +34,13 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 SYNC_RUNS = Counter(
     "store_sync_runs",
-    "Sync runs by how they ended (drained, time_budget, lease_busy, lease_lost, transient, "
-    "auth_failed, error).",
+    f"Sync runs by how they ended ({', '.join(RunResult)}).",
     ["result"],
     registry=REGISTRY,
 )
 SYNC_ITEMS = Counter(
     "store_sync_items",
-    "Changes sent to central by outcome (applied, duplicate, rebased, conflict, parked, "
-    "rejected, discarded, transient, auth_failed).",
+    f"Changes sent to central by outcome ({', '.join(ItemOutcome)}).",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -82,10 +81,10 @@ CENTRAL_ERRORS = Counter(
 )
 
 # Zero-valued series for the usual labels, so rates and alerts work before the first event.
-for _result in ("drained", "time_budget", "lease_busy", "lease_lost", "transient", "auth_failed"):
-    SYNC_RUNS.labels(_result)
-for _outcome in ("applied", "duplicate", "rebased", "conflict", "parked", "rejected"):
-    SYNC_ITEMS.labels(_outcome)
+for _result in RunResult:
+    SYNC_RUNS.labels(_result.value)
+for _outcome in ItemOutcome:
+    SYNC_ITEMS.labels(_outcome.value)
 for _kind in ("connect", "timeout", "server_error", "rate_limited", "auth"):
     CENTRAL_ERRORS.labels(_kind)
 
@@ -122,10 +121,10 @@ class MeteredCentral:
 
 def record_run(report: SyncReport) -> None:
     """Count one finished run (a run that raised is counted by `record_crash`)."""
-    SYNC_RUNS.labels(report.stopped_reason).inc()
+    SYNC_RUNS.labels(report.stopped_reason.value).inc()
     SYNC_RUN_DURATION.observe(report.duration_seconds)
     for outcome, count in report.outcomes.items():
-        SYNC_ITEMS.labels(outcome).inc(count)
+        SYNC_ITEMS.labels(outcome.value).inc(count)
     if report.backoff_delays:
         RETRIES.inc(len(report.backoff_delays))
         for delay in report.backoff_delays:
@@ -133,7 +132,7 @@ def record_run(report: SyncReport) -> None:
 
 
 def record_crash() -> None:
-    SYNC_RUNS.labels("error").inc()
+    SYNC_RUNS.labels(RunResult.ERROR.value).inc()
 
 
 _central: MeteredCentral | None = None

@@ -18,8 +18,8 @@ import structlog
 from store_service.config import Settings, get_settings
 from store_service.domain import ItemState
 from store_service.local_view import reconcile
-from store_service.storage import outbox
-from store_service.storage.db import connect
+from store_service.storage import items
+from store_service.storage.db import connect, transaction
 from store_service.sync.central import CentralAuthFailed, CentralClient, CentralUnavailable
 
 log = structlog.get_logger(__name__)
@@ -34,14 +34,10 @@ def fetch(client: CentralClient, sku: str) -> tuple[int, int]:
 def refresh_sku(conn: sqlite3.Connection, client: CentralClient, sku: str) -> ItemState:
     """Fetch one SKU from central, then recompute its local view in a short transaction."""
     quantity, version = fetch(client, sku)
-    with outbox.transaction(conn):
+    with transaction(conn):
         return reconcile(
             conn, sku, central_quantity=quantity, central_version=version, now=time.time()
         )
-
-
-def known_skus(conn: sqlite3.Connection) -> list[str]:
-    return [row["sku"] for row in conn.execute("SELECT sku FROM inventory_items ORDER BY sku")]
 
 
 def refresh_many(settings: Settings, skus: Sequence[str] | None) -> tuple[int, list[str]]:
@@ -50,7 +46,7 @@ def refresh_many(settings: Settings, skus: Sequence[str] | None) -> tuple[int, l
     refreshed, failed = 0, []
     try:
         with CentralClient.from_settings(settings) as client:
-            for sku in known_skus(conn) if skus is None else skus:
+            for sku in items.known_skus(conn) if skus is None else skus:
                 try:
                     refresh_sku(conn, client, sku)
                     refreshed += 1

@@ -44,12 +44,13 @@ from typing import Any, Protocol
 
 import structlog
 
-from store_service.config import ConflictStrategy, Settings
-from store_service.inventory import load_items
+from store_service.config import Settings
+from store_service.domain import ConflictStrategy, ItemOutcome, Resolution, RunResult
 from store_service.local_view import reconcile_many
-from store_service.storage import outbox
-from store_service.storage.db import connect
-from store_service.storage.outbox import ClaimedChange
+from store_service.storage import items, outbox
+from store_service.storage.db import connect, transaction
+from store_service.storage.outbox import ClaimedChange, SyncedRow
+from store_service.sync import lease, state
 from store_service.sync.central import (
     AuthFailure,
     BulkOutcome,
@@ -64,12 +65,7 @@ from store_service.sync.central import (
 log = structlog.get_logger(__name__)
 
 # Refusals that are business rules, not bad data: parked for a person, never dropped.
-PARKED_REASONS = frozenset({"insufficient_stock"})
-
-
-# Outcome labels whose change ends final (synced, rejected, discarded): it leaves the pending
-# totals; the other labels (parked, conflict, rebased) stay in the pending set.
-_FINAL_LABELS = frozenset({"applied", "duplicate", "rejected", "discarded"})
+PARKED_REASONS = frozenset({Resolution.INSUFFICIENT_STOCK.value})
 
 
 class BulkSender(Protocol):
@@ -83,18 +79,18 @@ class SyncReport:
     duration_seconds: float = 0.0
     batches: int = 0
     sent: int = 0
-    outcomes: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[ItemOutcome] = field(default_factory=Counter)
     recovered: int = 0
     parked_expired: int = 0
     purged: int = 0
-    stopped_reason: str = "drained"
+    stopped_reason: RunResult = RunResult.DRAINED
     error: str | None = None
     # The delays given to changes put back after a transient failure (for the metrics).
     backoff_delays: list[float] = field(default_factory=list)
 
     @property
     def succeeded(self) -> bool:
-        return self.stopped_reason in ("drained", "time_budget")
+        return self.stopped_reason.succeeded
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -103,11 +99,11 @@ class SyncReport:
             "duration_seconds": round(self.duration_seconds, 3),
             "batches": self.batches,
             "sent": self.sent,
-            "outcomes": dict(self.outcomes),
+            "outcomes": {outcome.value: n for outcome, n in self.outcomes.items()},
             "recovered": self.recovered,
             "parked_expired": self.parked_expired,
             "purged": self.purged,
-            "stopped_reason": self.stopped_reason,
+            "stopped_reason": self.stopped_reason.value,
             "error": self.error,
             "retried": len(self.backoff_delays),
         }
@@ -131,18 +127,18 @@ def backoff_delay(
 
 def versions_for(conn: sqlite3.Connection, batch: Sequence[ClaimedChange]) -> list[SyncItem]:
     """The items to send, each with the central version it expects (see module docstring)."""
-    known = load_items(conn, sorted({change.sku for change in batch}))
+    known = items.load_items(conn, sorted({change.sku for change in batch}))
     next_version: dict[str, int | None] = {}
-    items: list[SyncItem] = []
+    to_send: list[SyncItem] = []
     for change in batch:
         if change.sku not in next_version:
             item = known.get(change.sku)
             next_version[change.sku] = None if item is None else item.central_version
         version = next_version[change.sku]
-        items.append(SyncItem(change.operation_id, change.sku, change.delta, version))
+        to_send.append(SyncItem(change.operation_id, change.sku, change.delta, version))
         if version is not None:
             next_version[change.sku] = version + 1
-    return items
+    return to_send
 
 
 class _Run:
@@ -166,12 +162,12 @@ class _Run:
 
     def execute(self) -> SyncReport:
         settings, conn = self.settings, self.conn
-        with outbox.transaction(conn):
+        with transaction(conn):
             now = self.now()
-            if not outbox.acquire_lease(
+            if not lease.acquire(
                 conn, holder=self.holder, now=now, ttl=settings.sync_lease_seconds
             ):
-                self.report.stopped_reason = "lease_busy"
+                self.report.stopped_reason = RunResult.LEASE_BUSY
                 return self.report
             self.report.recovered = outbox.recover_in_flight(conn, now=now)
             # Every batch checks what it claims; this parks the rest (not due yet) once a run.
@@ -181,7 +177,7 @@ class _Run:
         try:
             self._loop()
         except Exception as exc:
-            self.report.stopped_reason = "error"
+            self.report.stopped_reason = RunResult.ERROR
             self.report.error = repr(exc)
             log.exception("sync_run_failed", holder=self.holder)
             raise
@@ -194,13 +190,13 @@ class _Run:
         deadline = self.report.started_at + settings.sync_time_budget_seconds
         while True:
             if self.now() >= deadline:
-                self.report.stopped_reason = "time_budget"
+                self.report.stopped_reason = RunResult.TIME_BUDGET
                 return
-            with outbox.transaction(conn):
+            with transaction(conn):
                 now = self.now()
                 if not self._renew(now):
                     return
-                batch, parked = outbox.claim_due_unexpired(
+                batch, parked = outbox.claim_due(
                     conn,
                     now=now,
                     limit=settings.sync_batch_size,
@@ -209,7 +205,7 @@ class _Run:
                 self.report.parked_expired += parked
                 items = versions_for(conn, batch)
             if not batch:
-                self.report.stopped_reason = "drained"
+                self.report.stopped_reason = RunResult.DRAINED
                 return
             self.report.batches += 1
             self.report.sent += len(batch)
@@ -223,12 +219,12 @@ class _Run:
                 return
 
     def _renew(self, now: float) -> bool:
-        if outbox.renew_lease(
+        if lease.renew(
             self.conn, holder=self.holder, now=now, ttl=self.settings.sync_lease_seconds
         ):
             return True
         log.warning("sync_lease_lost", holder=self.holder)
-        self.report.stopped_reason = "lease_lost"
+        self.report.stopped_reason = RunResult.LEASE_LOST
         return False
 
     def _record(
@@ -237,14 +233,14 @@ class _Run:
         """Record one batch's outcome; False when the run must stop."""
         if isinstance(outcome, TransientFailure):
             log.warning("sync_batch_transient", kind=outcome.kind, detail=outcome.detail)
-            self.report.outcomes["transient"] += len(batch)
+            self.report.outcomes[ItemOutcome.TRANSIENT] += len(batch)
             self._put_back(batch, outcome, count=True)
-            self.report.stopped_reason = "transient"
+            self.report.stopped_reason = RunResult.TRANSIENT
             return False
         if isinstance(outcome, AuthFailure):
             log.error("sync_auth_failed", detail=outcome.detail)
-            self.report.outcomes["auth_failed"] += len(batch)
-            with outbox.transaction(self.conn):
+            self.report.outcomes[ItemOutcome.AUTH_FAILED] += len(batch)
+            with transaction(self.conn):
                 now = self.now()
                 outbox.put_back(
                     self.conn,
@@ -253,18 +249,21 @@ class _Run:
                     count_attempt=False,
                     now=now,
                 )
-                outbox.set_state(
-                    self.conn, outbox.AUTH_FAILED, {"at": now, "detail": outcome.detail}, now=now
+                state.put(
+                    self.conn,
+                    state.Fact.AUTH_FAILED,
+                    {"at": now, "detail": outcome.detail},
+                    now=now,
                 )
-            self.report.stopped_reason = "auth_failed"
+            self.report.stopped_reason = RunResult.AUTH_FAILED
             return False
         assert isinstance(outcome, BulkResults)
-        with outbox.transaction(self.conn):
+        with transaction(self.conn):
             now = self.now()
             if not self._renew(now):
                 # Another run recovered these changes and will resend them (safe: idempotent).
                 return False
-            outbox.delete_state(self.conn, outbox.AUTH_FAILED)
+            state.forget(self.conn, state.Fact.AUTH_FAILED)
             reported, finalized = self._apply_results(batch, items, outcome.results, now)
             reconcile_many(self.conn, reported, now=now, finalized=finalized)
         return True
@@ -281,19 +280,18 @@ class _Run:
         newest: dict[str, tuple[int | None, int | None]] = {}
         finalized: dict[str, tuple[int, int]] = {}
         chain_broken: set[str] = set()
-        synced: list[tuple[int, int | None, int | None, str | None]] = []
+        synced: list[SyncedRow] = []
         for change, item, result in zip(batch, items, results, strict=True):
             if result.status in (ItemStatus.APPLIED, ItemStatus.DUPLICATE):
                 # The common case, recorded for the whole batch in one statement below.
                 duplicate = result.status is ItemStatus.DUPLICATE
-                synced.append(
-                    (change.id, item.version, result.version, "duplicate" if duplicate else None)
-                )
-                label = result.status.value
+                resolution = Resolution.DUPLICATE if duplicate else None
+                synced.append((change.id, item.version, result.version, resolution))
+                label = ItemOutcome.DUPLICATE if duplicate else ItemOutcome.APPLIED
             else:
                 label = self._record_item(change, item, result, chain_broken, now)
             self.report.outcomes[label] += 1
-            if label in _FINAL_LABELS:
+            if label.final:
                 total, n = finalized.get(change.sku, (0, 0))
                 finalized[change.sku] = (total + change.delta, n + 1)
             known = newest.setdefault(change.sku, (None, None))
@@ -301,7 +299,7 @@ class _Run:
                 newest[change.sku] = (result.quantity, result.version)
             if result.status is not ItemStatus.APPLIED:
                 chain_broken.add(change.sku)
-        outbox.mark_synced_many(self.conn, synced, now=now)
+        outbox.mark_synced(self.conn, synced, now=now)
         return newest, finalized
 
     def _record_item(
@@ -311,8 +309,8 @@ class _Run:
         result: ItemResult,
         chain_broken: set[str],
         now: float,
-    ) -> str:
-        """Record one item that central did not apply; returns the outcome label."""
+    ) -> ItemOutcome:
+        """Record one item that central did not apply; returns its outcome."""
         conn, settings = self.conn, self.settings
         if result.status is ItemStatus.REJECTED:
             reason = result.reason or "rejected"
@@ -322,31 +320,35 @@ class _Run:
                     change.id,
                     sent_version=item.version,
                     central_version=result.version,
-                    resolution=reason,
+                    resolution=Resolution(reason),
                     error=f"central refused: {reason}",
                     now=now,
                 )
-                return "parked"
+                return ItemOutcome.PARKED
             outbox.mark_rejected(conn, change.id, sent_version=item.version, reason=reason, now=now)
-            return "rejected"
+            return ItemOutcome.REJECTED
         # A version conflict.
         strategy = settings.conflict_strategy
         if strategy is ConflictStrategy.CENTRAL_WINS:
             outbox.mark_discarded(
-                conn, change.id, central_version=result.version, resolution="central_wins", now=now
+                conn,
+                change.id,
+                central_version=result.version,
+                resolution=Resolution.CENTRAL_WINS,
+                now=now,
             )
-            return "discarded"
+            return ItemOutcome.DISCARDED
         if strategy is ConflictStrategy.MANUAL:
             outbox.mark_conflict(
                 conn,
                 change.id,
                 sent_version=item.version,
                 central_version=result.version,
-                resolution="manual",
+                resolution=Resolution.MANUAL,
                 error=f"version conflict: sent {item.version}, central at {result.version}",
                 now=now,
             )
-            return "conflict"
+            return ItemOutcome.CONFLICT
         counted = change.sku not in chain_broken
         if counted and change.rebases + 1 > settings.rebase_max_attempts:
             outbox.mark_conflict(
@@ -354,21 +356,21 @@ class _Run:
                 change.id,
                 sent_version=item.version,
                 central_version=result.version,
-                resolution="rebase_exhausted",
+                resolution=Resolution.REBASE_EXHAUSTED,
                 error=f"still conflicting after {change.rebases} rebases",
                 now=now,
             )
-            return "conflict"
+            return ItemOutcome.CONFLICT
         outbox.mark_rebased(
             conn, change.id, central_version=result.version, counted=counted, now=now
         )
-        return "rebased"
+        return ItemOutcome.REBASED
 
     def _put_back(
         self, batch: Sequence[ClaimedChange], failure: TransientFailure, *, count: bool
     ) -> None:
         settings = self.settings
-        with outbox.transaction(self.conn):
+        with transaction(self.conn):
             now = self.now()
             retries = [
                 (
@@ -395,16 +397,16 @@ class _Run:
 
     def _finish(self) -> None:
         settings, conn, report = self.settings, self.conn, self.report
-        with outbox.transaction(conn):
+        with transaction(conn):
             now = self.now()
             report.duration_seconds = now - report.started_at
             report.purged = outbox.purge_final(
                 conn, now=now, retention=settings.idempotency_retention_seconds
             )
             if report.succeeded:
-                outbox.set_state(conn, outbox.LAST_SUCCESS_AT, now, now=now)
-            outbox.set_state(conn, outbox.LAST_RUN, report.as_dict(), now=now)
-            outbox.release_lease(conn, holder=self.holder)
+                state.put(conn, state.Fact.LAST_SUCCESS_AT, now, now=now)
+            state.put(conn, state.Fact.LAST_RUN, report.as_dict(), now=now)
+            lease.release(conn, holder=self.holder)
 
 
 def run_sync(

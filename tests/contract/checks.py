@@ -306,10 +306,10 @@ def _honest_refusal(case: Any, response: Any) -> bool:
     problem_type = str(problem.get("type", ""))
     if problem_type.endswith(STATEFUL_REFUSALS.get(operation_id or "", ())):
         return True
-    # A model-level validator reports the whole body as its location: {"loc": ["body"]}.
+    # A model-level validator blames the whole body: {"field": ""}.
     errors = problem.get("errors") or []
     return operation_id in CROSS_FIELD_VALIDATION and all(
-        e.get("loc") == ["body"] for e in errors if isinstance(e, dict)
+        e.get("field") == "" for e in errors if isinstance(e, dict)
     )
 
 

@@ -28,7 +28,7 @@ from tests.contract.support import (
     stateful_settings,
 )
 from tests.support.processes import free_port
-from tests.support.sync_fakes import make_settings
+from tests.support.store_db import make_settings
 
 pytestmark = pytest.mark.contract
 API_KEY = secrets.token_urlsafe(24)

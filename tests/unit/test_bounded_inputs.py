@@ -10,9 +10,8 @@ from fastapi.testclient import TestClient
 
 from central_sim.main import create_app as create_sim
 from store_service.api.app import create_app as create_store
-from tests.support.sync_fakes import make_settings
-from tests.unit.test_central_sim_app import ADMIN, auth
-from tests.unit.test_central_sim_app import settings as sim_settings
+from tests.support.central_app import ADMIN, auth, sim_settings
+from tests.support.store_db import make_settings
 
 PROBLEM = "application/problem+json"
 JSON = {"content-type": "application/json"}

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from central_sim.main import create_app
-from tests.unit.test_central_sim_app import auth, settings
+from tests.support.central_app import auth, sim_settings
 
 ADMIN_ROUTES = [
     ("PUT", "/_sim/inventory/SKU-1", {"quantity": 5}),
@@ -37,7 +37,7 @@ WRONG = {
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     tmp: Path = tmp_path_factory.mktemp("central")
-    with TestClient(create_app(settings(tmp))) as test_client:
+    with TestClient(create_app(sim_settings(tmp))) as test_client:
         yield test_client
 
 

@@ -1,6 +1,5 @@
 """The app in-process (no sockets): auth failures, bulk-sync per-item results, problems, limits."""
 
-import secrets
 import time
 import warnings
 from collections.abc import Iterator
@@ -8,55 +7,21 @@ from pathlib import Path
 
 import jwt
 import pytest
-from pydantic import SecretStr
 
-from central_sim.config import ConfigError, Settings
+from central_sim.config import ConfigError
 from central_sim.main import create_app
+from tests.support.central_app import ADMIN, assert_problem, auth, sim_settings
+from tests.support.clock import Clock
 
 with warnings.catch_warnings():  # starlette warns about httpx at import; nothing to act on here
     warnings.filterwarnings("ignore", message=".*httpx.*starlette.testclient")
     from fastapi.testclient import TestClient
 
-SECRETS = {"inventory-service": secrets.token_urlsafe(32), "order-service": "o" * 40}
-ADMIN = {"Authorization": "Bearer admin-token"}
-PROBLEM = "application/problem+json"
-
-
-def settings(tmp_path: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "database_url": f"sqlite:///{tmp_path / 'central.db'}",
-        "jwt_secret": SecretStr("j" * 48),
-        "admin_token": SecretStr("admin-token"),
-        "services": {k: SecretStr(v) for k, v in SECRETS.items()},
-        "services_file": None,
-        "log_level": "WARNING",
-        **overrides,
-    }
-    return Settings(**values)  # type: ignore[arg-type]
-
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(settings(tmp_path, max_batch_items=10))) as test_client:
+    with TestClient(create_app(sim_settings(tmp_path, max_batch_items=10))) as test_client:
         yield test_client
-
-
-def auth(client: TestClient, service: str = "inventory-service") -> dict[str, str]:
-    response = client.post(
-        "/auth/token", json={"service_name": service, "service_secret": SECRETS[service]}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def assert_problem(response, status: int, type_suffix: str) -> dict:  # type: ignore[no-untyped-def]
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["type"].endswith(type_suffix)
-    assert body["status"] == status
-    assert "Traceback" not in response.text
-    return body
 
 
 def test_wrong_credentials_get_a_401_problem(client: TestClient) -> None:
@@ -289,17 +254,20 @@ def test_journal_deltas_sum_to_stock(client: TestClient) -> None:
 
 
 def test_idempotency_records_expire_after_retention(tmp_path: Path) -> None:
-    with TestClient(create_app(settings(tmp_path, idempotency_retention_seconds=1))) as client:
+    clock = Clock()
+    settings = sim_settings(tmp_path, idempotency_retention_seconds=60)
+    with TestClient(create_app(settings, clock=clock)) as client:
         headers = auth(client)
         item = {"items": [{"sku": "A", "delta": 1, "operation_id": "op-1"}]}
         client.post("/v1/inventory/bulk-sync", json=item, headers=headers)
-        time.sleep(1.2)
+        clock.advance(61)
+        headers = auth(client)  # the first token has expired meanwhile
         again = client.post("/v1/inventory/bulk-sync", json=item, headers=headers)
         assert again.json()["results"][0]["status"] == "applied"
 
 
 def test_startup_fails_clearly_without_service_identities(tmp_path: Path) -> None:
-    app = create_app(settings(tmp_path, services=None))
+    app = create_app(sim_settings(tmp_path, services=None))
     with pytest.raises(ConfigError, match="CENTRAL_SIM_SERVICES"), TestClient(app):
         pass
 

@@ -1,18 +1,29 @@
 """Outbox SQL: claiming oldest first, putting back, recovery, parking, operator actions, purge."""
 
 import sqlite3
-from pathlib import Path
 
 import pytest
 
-from store_service.inventory import PENDING_STATES
+from store_service.domain import (
+    FINAL_STATES,
+    QUEUED_STATES,
+    UNAPPLIED_STATES,
+    ChangeNotFound,
+    ChangeNotInConflict,
+    ChangeState,
+)
 from store_service.storage import outbox
-from tests.support.sync_fakes import local_update, make_database, status_of
+from store_service.sync import state
+from store_service.sync.status import summary
+from tests.support.store_db import change_row, local_update, status_of
+
+WINDOW = 86_400.0  # central's idempotency window: far away unless a test says otherwise
 
 
-@pytest.fixture
-def conn(tmp_path: Path) -> sqlite3.Connection:
-    return make_database(tmp_path / "store.db")
+def claim(conn: sqlite3.Connection, *, now: float, limit: int) -> list[outbox.ClaimedChange]:
+    claimed, parked = outbox.claim_due(conn, now=now, limit=limit, window=WINDOW)
+    assert parked == 0
+    return claimed
 
 
 def _set(conn: sqlite3.Connection, operation_id: str, **columns: object) -> None:
@@ -23,15 +34,16 @@ def _set(conn: sqlite3.Connection, operation_id: str, **columns: object) -> None
     )
 
 
-def test_state_lists_cover_every_state_once() -> None:
-    assert set(PENDING_STATES) | set(outbox.FINAL_STATES) == set(outbox.ALL_STATES)
-    assert not set(PENDING_STATES) & set(outbox.FINAL_STATES)
+def test_every_state_is_either_unapplied_or_final() -> None:
+    assert set(UNAPPLIED_STATES) | set(FINAL_STATES) == set(ChangeState)
+    assert not set(UNAPPLIED_STATES) & set(FINAL_STATES)
+    assert set(QUEUED_STATES) < set(UNAPPLIED_STATES)
 
 
 def test_due_changes_are_claimed_oldest_first_up_to_the_limit(conn: sqlite3.Connection) -> None:
     for i in range(5):
         local_update(conn, "A", 1, f"op-{i}", now=100 + i)
-    claimed = outbox.claim_due(conn, now=200, limit=3)
+    claimed = claim(conn, now=200, limit=3)
     assert [c.operation_id for c in claimed] == ["op-0", "op-1", "op-2"]
     assert [status_of(conn, f"op-{i}") for i in range(5)] == ["in_flight"] * 3 + ["pending"] * 2
 
@@ -39,37 +51,36 @@ def test_due_changes_are_claimed_oldest_first_up_to_the_limit(conn: sqlite3.Conn
 def test_changes_not_yet_due_wait(conn: sqlite3.Connection) -> None:
     local_update(conn, "A", 1, "later", now=100)
     _set(conn, "later", next_attempt_at=500)
-    assert outbox.claim_due(conn, now=200, limit=10) == []
-    assert not outbox.has_due(conn, now=200)
-    assert outbox.has_due(conn, now=500)
+    assert claim(conn, now=200, limit=10) == []
+    assert outbox.next_attempt_at(conn) == 500
+    assert [c.operation_id for c in claim(conn, now=500, limit=10)] == ["later"]
 
 
 def test_first_sent_at_is_kept_from_the_first_claim(conn: sqlite3.Connection) -> None:
     local_update(conn, "A", 1, "op", now=100)
-    outbox.claim_due(conn, now=200, limit=10)
+    claim(conn, now=200, limit=10)
     outbox.put_back(conn, [(1, 200)], error="x", count_attempt=True, now=200)
-    outbox.claim_due(conn, now=300, limit=10)
-    assert outbox.change_view(conn, "op")["first_sent_at"] == 200  # type: ignore[index]
+    claim(conn, now=300, limit=10)
+    assert change_row(conn, "op")["first_sent_at"] == 200
 
 
 def test_transient_put_back_counts_the_attempt_and_sets_the_next_time(
     conn: sqlite3.Connection,
 ) -> None:
     local_update(conn, "A", 1, "op", now=100)
-    (claimed,) = outbox.claim_due(conn, now=200, limit=10)
+    (claimed,) = claim(conn, now=200, limit=10)
     outbox.put_back(conn, [(claimed.id, 260)], error="timeout: slow", count_attempt=True, now=200)
-    view = outbox.change_view(conn, "op")
-    assert view is not None
+    view = change_row(conn, "op")
     assert (view["status"], view["attempts"], view["next_attempt_at"]) == ("pending", 1, 260)
     assert view["last_error"] == "timeout: slow"
 
 
 def test_in_flight_changes_of_a_crashed_run_are_recovered(conn: sqlite3.Connection) -> None:
     local_update(conn, "A", 1, "op", now=100)
-    outbox.claim_due(conn, now=200, limit=10)
+    claim(conn, now=200, limit=10)
     assert outbox.recover_in_flight(conn, now=900) == 1
     assert status_of(conn, "op") == "pending"
-    assert outbox.has_due(conn, now=900)
+    assert outbox.next_attempt_at(conn) == 900
 
 
 def test_a_change_first_sent_before_the_idempotency_window_is_parked(
@@ -81,8 +92,7 @@ def test_a_change_first_sent_before_the_idempotency_window_is_parked(
     _set(conn, "old", first_sent_at=1_000)
     _set(conn, "recent", first_sent_at=90_000)
     assert outbox.park_expired(conn, now=100_000, window=86_400) == 1
-    view = outbox.change_view(conn, "old")
-    assert view is not None
+    view = change_row(conn, "old")
     assert (view["status"], view["resolution"]) == ("conflict", "idempotency_window_expired")
     assert status_of(conn, "never-sent") == "pending"
     assert status_of(conn, "recent") == "pending"
@@ -94,8 +104,7 @@ def test_operator_retry_returns_a_conflict_to_pending_with_counters_reset(
     local_update(conn, "A", 1, "op", now=100)
     _set(conn, "op", status="conflict", attempts=4, rebases=5, first_sent_at=150)
     assert outbox.retry_change(conn, "op", now=300) == "A"
-    view = outbox.change_view(conn, "op")
-    assert view is not None
+    view = change_row(conn, "op")
     assert (view["status"], view["attempts"], view["rebases"]) == ("pending", 0, 0)
     assert view["first_sent_at"] is None
     assert view["next_attempt_at"] == 300
@@ -105,8 +114,7 @@ def test_operator_discard_finalizes_a_conflict(conn: sqlite3.Connection) -> None
     local_update(conn, "A", 3, "op", now=100)
     _set(conn, "op", status="conflict")
     assert outbox.discard_change(conn, "op", now=300) == ("A", 3)
-    view = outbox.change_view(conn, "op")
-    assert view is not None
+    view = change_row(conn, "op")
     assert (view["status"], view["resolution"], view["finalized_at"]) == (
         "discarded",
         "operator_discard",
@@ -117,9 +125,9 @@ def test_operator_discard_finalizes_a_conflict(conn: sqlite3.Connection) -> None
 @pytest.mark.parametrize("action", [outbox.retry_change, outbox.discard_change])
 def test_operator_actions_need_a_conflict(conn: sqlite3.Connection, action) -> None:  # type: ignore[no-untyped-def]
     local_update(conn, "A", 1, "op", now=100)
-    with pytest.raises(outbox.ChangeNotInConflict):
+    with pytest.raises(ChangeNotInConflict):
         action(conn, "op", now=300)
-    with pytest.raises(outbox.ChangeNotFound):
+    with pytest.raises(ChangeNotFound):
         action(conn, "unknown", now=300)
 
 
@@ -138,11 +146,11 @@ def test_summary_counts_states_and_ages(conn: sqlite3.Connection) -> None:
     local_update(conn, "A", 1, "a", now=100)
     local_update(conn, "A", 1, "b", now=150)
     _set(conn, "b", status="synced")
-    outbox.set_state(conn, outbox.LAST_SUCCESS_AT, 180.0, now=180)
-    summary = outbox.summary(conn, now=200)
-    assert summary["counts"]["pending"] == 1
-    assert summary["counts"]["synced"] == 1
-    assert summary["oldest_pending_age_seconds"] == 100
-    assert summary["last_success_at"] == 180.0
-    assert summary["auth_failed"] is None
-    assert outbox.pending_totals(conn, "A") == (1, 1)
+    state.put(conn, state.Fact.LAST_SUCCESS_AT, 180.0, now=180)
+    glance = summary(conn, now=200)
+    assert glance["counts"][ChangeState.PENDING] == 1
+    assert glance["counts"][ChangeState.SYNCED] == 1
+    assert glance["oldest_pending_age_seconds"] == 100
+    assert glance["last_success_at"] == 180.0
+    assert glance["auth_failed"] is None
+    assert outbox.unapplied_totals(conn, ["A", "B"]) == {"A": (1, 1), "B": (0, 0)}

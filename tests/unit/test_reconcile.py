@@ -1,22 +1,20 @@
 """The local view after central's news: stored pending totals, less what the caller finalized."""
 
 import sqlite3
-from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
 from store_service.local_view import reconcile, reconcile_many
-from tests.support.sync_fakes import assert_local_view_consistent, local_update, make_database
+from tests.support.store_db import assert_local_view_consistent, local_update
 
 
-@pytest.fixture
-def conn(tmp_path: Path) -> sqlite3.Connection:
-    conn = make_database(tmp_path / "store.db")
+@pytest.fixture(autouse=True)
+def _changes(conn: sqlite3.Connection) -> None:
+    """Three changes pending on two SKUs."""
     local_update(conn, "A", -2, "a-1", now=100)
     local_update(conn, "A", 5, "a-2", now=101)
     local_update(conn, "B", 7, "b-1", now=102)
-    return conn
 
 
 def test_centrals_stock_is_adopted_under_the_pending_deltas(conn: sqlite3.Connection) -> None:

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from store_service.api.app import create_app
 from store_service.api.auth import ApiKeys
-from tests.support.sync_fakes import make_settings
+from tests.support.store_db import make_settings
 
 KEYS = ("till-key-0123456789", "backoffice-key-9876543210")
 PROBLEM = "application/problem+json"

@@ -2,7 +2,8 @@
 
 import asyncio
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -11,15 +12,10 @@ from fastapi.testclient import TestClient
 
 from store_service.api.app import create_app
 from store_service.api.deps import StoreRuntime
-from store_service.api.routes.sync import (
-    CENTRAL,
-    notify_change,
-    start_sync_wiring,
-    stop_sync_wiring,
-)
 from store_service.sync.central import CentralClient
+from store_service.sync.publisher import SyncPublisher
 from tests.support.processes import free_port
-from tests.support.sync_fakes import make_settings
+from tests.support.store_db import make_settings
 
 
 def _central_handler(request: httpx.Request) -> httpx.Response:
@@ -35,8 +31,9 @@ def _central_handler(request: httpx.Request) -> httpx.Response:
 def _client(tmp_path: Path, **overrides: object) -> Iterator[TestClient]:
     settings = make_settings(tmp_path / "store.db", allow_negative_stock=True, **overrides)
     with TestClient(create_app(settings)) as client:
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        runtime.extras[CENTRAL] = CentralClient.from_settings(
+        runtime: StoreRuntime = client.app.state.runtime  # type: ignore[attr-defined]
+        runtime.central.close()
+        runtime.central = CentralClient.from_settings(
             settings, transport=httpx.MockTransport(_central_handler)
         )
         yield client
@@ -154,22 +151,44 @@ def test_openapi_declares_the_sync_routes_and_their_problems(client: TestClient)
     json.dumps(spec)
 
 
-async def test_sync_soon_enqueues_one_run_per_window(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "store.db", sync_soon_seconds=1.0)
-    runtime = StoreRuntime(settings=settings, writer=None, reader=None)  # type: ignore[arg-type]
-    await start_sync_wiring(runtime)
+class RecordingPublisher(SyncPublisher):
+    """The real debounce; publishes are recorded (when) instead of sent to a broker."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.sent: list[float] = []
+
+    def _send(self) -> str:
+        self.sent.append(time.monotonic())
+        return f"task-{len(self.sent)}"
+
+
+async def _until(condition: Callable[[], object]) -> None:
+    async with asyncio.timeout(10):
+        while not condition():  # noqa: ASYNC110 (a condition another task sets, not an event)
+            await asyncio.sleep(0.01)
+
+
+async def test_sync_soon_publishes_once_per_window_after_the_delay(tmp_path: Path) -> None:
+    publisher = RecordingPublisher(make_settings(tmp_path / "store.db", sync_soon_seconds=0.3))
     try:
+        started = time.monotonic()
         for _ in range(5):
-            notify_change(runtime)
-        await asyncio.sleep(0.2)
-        queue = tmp_path / "broker" / "queue"
-        assert list(queue.iterdir()) == [], "published before the debounce window ended"
-        # Generous bound: the first publish imports and connects kombu, slow on a busy machine.
-        for _ in range(300):
-            await asyncio.sleep(0.1)
-            if list(queue.iterdir()):
-                break
-        await asyncio.sleep(0.5)
-        assert len(list(queue.iterdir())) == 1
+            publisher.notify_change()
+        await _until(lambda: publisher.sent and publisher._soon and publisher._soon.done())
+        assert len(publisher.sent) == 1
+        assert publisher.sent[0] - started >= 0.3
+        publisher.notify_change()  # a change after the window opens the next one
+        await _until(lambda: len(publisher.sent) == 2)
     finally:
-        await stop_sync_wiring(runtime)
+        await publisher.close()
+
+
+async def test_without_sync_soon_a_change_publishes_nothing(tmp_path: Path) -> None:
+    publisher = RecordingPublisher(make_settings(tmp_path / "store.db"))
+    try:
+        publisher.notify_change()
+        assert publisher._soon is None
+        assert publisher.sent == []
+    finally:
+        await publisher.close()

@@ -8,13 +8,17 @@ import pytest
 
 from store_service.config import Settings
 from store_service.storage import outbox
+from store_service.storage.db import transaction
+from store_service.sync import lease, state
 from store_service.sync.central import AuthFailure, TransientFailure
 from store_service.sync.run import backoff_delay, run_sync
-from tests.support.sync_fakes import (
-    FakeCentral,
+from tests.support.fake_central import FakeCentral
+from tests.support.store_db import (
     assert_local_view_consistent,
+    change_row,
+    item_row,
+    learn_central,
     local_update,
-    make_database,
     make_settings,
     status_of,
 )
@@ -30,26 +34,6 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def conn(tmp_path: Path) -> sqlite3.Connection:
-    return make_database(tmp_path / "store.db")
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path / "store.db")
-
-
-def _item(conn: sqlite3.Connection, sku: str) -> sqlite3.Row:
-    return conn.execute("SELECT * FROM inventory_items WHERE sku = ?", (sku,)).fetchone()
-
-
-def _change(conn: sqlite3.Connection, operation_id: str) -> dict:  # type: ignore[type-arg]
-    view = outbox.change_view(conn, operation_id)
-    assert view is not None
-    return view
-
-
 def test_every_change_is_synced_and_central_holds_the_sums(
     conn: sqlite3.Connection, settings: Settings
 ) -> None:
@@ -61,9 +45,9 @@ def test_every_change_is_synced_and_central_holds_the_sums(
     assert report.stopped_reason == "drained"
     assert report.outcomes["applied"] == 5
     assert {status_of(conn, f"op-{i}") for i in range(5)} == {"synced"}
-    assert central.stock == {"A": (4, 3), "B": (43, 6)}
-    assert (_item(conn, "A")["quantity"], _item(conn, "A")["central_version"]) == (4, 3)
-    assert _item(conn, "A")["last_synced_at"] is not None
+    assert central.levels() == {"A": (4, 3), "B": (43, 6)}
+    assert (item_row(conn, "A")["quantity"], item_row(conn, "A")["central_version"]) == (4, 3)
+    assert item_row(conn, "A")["last_synced_at"] is not None
     assert_local_view_consistent(conn)
 
 
@@ -79,7 +63,7 @@ def test_a_sku_never_refreshed_is_sent_unconditionally_then_with_versions(
     assert report.batches == 2
     assert [item.version for item in central.calls[0]] == [None, None]
     assert [item.version for item in central.calls[1]] == [9, 10]
-    assert central.stock["A"] == (104, 11)
+    assert central.levels()["A"] == (104, 11)
     assert_local_view_consistent(conn)
 
 
@@ -93,13 +77,13 @@ def test_a_transient_failure_puts_the_batch_back_with_backoff_and_stops_the_run(
     clock = Clock()
     report = run_sync(settings, client=central, now=clock, rng=lambda: 0.5)
     assert (report.stopped_reason, report.batches) == ("transient", 1)
-    first = _change(conn, "first")
+    first = change_row(conn, "first")
     assert (first["status"], first["attempts"]) == ("pending", 1)
     assert first["next_attempt_at"] == pytest.approx(clock.now + 1.0)
     assert "server_error" in first["last_error"]
     assert status_of(conn, "second") == "pending"
     assert_local_view_consistent(conn)
-    assert outbox.get_state(conn, outbox.LAST_SUCCESS_AT) is None
+    assert state.get(conn, state.Fact.LAST_SUCCESS_AT) is None
 
 
 def test_backoff_grows_with_attempts_until_the_cap_and_honours_retry_after() -> None:
@@ -122,10 +106,10 @@ def test_a_lost_response_is_resent_and_applied_once(
     clock.now += 3600
     report = run_sync(settings, client=central, now=clock)
     assert report.outcomes["duplicate"] == 1
-    change = _change(conn, "op")
+    change = change_row(conn, "op")
     assert (change["status"], change["resolution"]) == ("synced", "duplicate")
-    assert central.journal == [("op", "A", 4)]
-    assert _item(conn, "A")["quantity"] == 14
+    assert central.applied() == [("op", "A", 4)]
+    assert item_row(conn, "A")["quantity"] == 14
     assert_local_view_consistent(conn)
 
 
@@ -136,11 +120,11 @@ def test_an_auth_failure_stops_the_run_and_is_remembered_until_a_success(
     local_update(conn, "A", 1, "op")
     report = run_sync(settings, client=central)
     assert report.stopped_reason == "auth_failed"
-    change = _change(conn, "op")
+    change = change_row(conn, "op")
     assert (change["status"], change["attempts"]) == ("pending", 0)
-    assert outbox.get_state(conn, outbox.AUTH_FAILED)["detail"] == "refused"
+    assert state.get(conn, state.Fact.AUTH_FAILED)["detail"] == "refused"
     assert run_sync(settings, client=central).stopped_reason == "drained"
-    assert outbox.get_state(conn, outbox.AUTH_FAILED) is None
+    assert state.get(conn, state.Fact.AUTH_FAILED) is None
     assert status_of(conn, "op") == "synced"
 
 
@@ -149,15 +133,17 @@ def test_rebase_resends_on_top_of_centrals_version_within_the_run(
 ) -> None:
     central = FakeCentral(conflict_next={"A": 1})
     central.seed("A", 10, version=1)
+    learn_central(conn, "A", 10, 1)  # central checks the version only when one is sent
     local_update(conn, "A", -3, "op-1")
     local_update(conn, "A", -2, "op-2")
     run_sync(settings, client=central)
     assert status_of(conn, "op-1") == "synced"
     assert status_of(conn, "op-2") == "synced"
     # Only the first conflict counts: the second item conflicted because the first did.
-    assert (_change(conn, "op-1")["rebases"], _change(conn, "op-2")["rebases"]) == (1, 0)
-    assert central.stock["A"] == (10 + 1 - 5, 4)
-    assert _item(conn, "A")["quantity"] == 6
+    assert (change_row(conn, "op-1")["rebases"], change_row(conn, "op-2")["rebases"]) == (1, 0)
+    # The competing writer moved the version, not the stock (as central_sim's knob does).
+    assert central.levels()["A"] == (10 - 5, 4)
+    assert item_row(conn, "A")["quantity"] == 5
     assert_local_view_consistent(conn)
 
 
@@ -166,16 +152,18 @@ def test_rebase_gives_up_after_the_configured_attempts(
 ) -> None:
     settings = make_settings(tmp_path / "store.db", rebase_max_attempts=2)
     central = FakeCentral(conflict_next={"A": 100})
+    central.seed("A", 0, version=1)
+    learn_central(conn, "A", 0, 1)
     local_update(conn, "A", 5, "op")
     report = run_sync(settings, client=central)
-    change = _change(conn, "op")
+    change = change_row(conn, "op")
     assert (change["status"], change["resolution"], change["rebases"]) == (
         "conflict",
         "rebase_exhausted",
         2,
     )
     assert report.batches == 3
-    item = _item(conn, "A")
+    item = item_row(conn, "A")
     assert item["quantity"] == item["central_quantity"] + 5
     assert_local_view_consistent(conn)
 
@@ -184,11 +172,12 @@ def test_central_wins_discards_the_local_delta(conn: sqlite3.Connection, tmp_pat
     settings = make_settings(tmp_path / "store.db", conflict_strategy="central_wins")
     central = FakeCentral(conflict_next={"A": 1})
     central.seed("A", 20, version=3)
+    learn_central(conn, "A", 20, 3)
     local_update(conn, "A", 5, "op")
     run_sync(settings, client=central)
-    change = _change(conn, "op")
+    change = change_row(conn, "op")
     assert (change["status"], change["resolution"]) == ("discarded", "central_wins")
-    assert (_item(conn, "A")["quantity"], _item(conn, "A")["pending_count"]) == (21, 0)
+    assert (item_row(conn, "A")["quantity"], item_row(conn, "A")["pending_count"]) == (20, 0)
     assert_local_view_consistent(conn)
 
 
@@ -198,11 +187,12 @@ def test_manual_parks_the_conflict_for_an_operator(
     settings = make_settings(tmp_path / "store.db", conflict_strategy="manual")
     central = FakeCentral(conflict_next={"A": 1})
     central.seed("A", 20, version=3)
+    learn_central(conn, "A", 20, 3)
     local_update(conn, "A", 5, "op")
     run_sync(settings, client=central)
-    change = _change(conn, "op")
+    change = change_row(conn, "op")
     assert (change["status"], change["resolution"]) == ("conflict", "manual")
-    assert (_item(conn, "A")["quantity"], _item(conn, "A")["pending_delta"]) == (26, 5)
+    assert (item_row(conn, "A")["quantity"], item_row(conn, "A")["pending_delta"]) == (25, 5)
     assert_local_view_consistent(conn)
 
 
@@ -212,15 +202,15 @@ def test_business_refusals_park_and_bad_items_are_rejected(
     central = FakeCentral()
     central.seed("A", 1)
     local_update(conn, "A", -5, "too-many")
-    local_update(conn, "bad-sku", 1, "invalid")
+    local_update(conn, "bad sku", 1, "invalid")  # central's SKU rule has no spaces
     report = run_sync(settings, client=central)
     assert report.outcomes["parked"] == 1
     assert report.outcomes["rejected"] == 1
-    parked = _change(conn, "too-many")
+    parked = change_row(conn, "too-many")
     assert (parked["status"], parked["resolution"]) == ("conflict", "insufficient_stock")
-    rejected = _change(conn, "invalid")
+    rejected = change_row(conn, "invalid")
     assert (rejected["status"], rejected["resolution"]) == ("rejected", "invalid_item")
-    assert _item(conn, "bad-sku")["pending_count"] == 0
+    assert item_row(conn, "bad sku")["pending_count"] == 0
     assert_local_view_consistent(conn)
 
 
@@ -228,8 +218,8 @@ def test_a_busy_lease_means_no_run(conn: sqlite3.Connection, settings: Settings)
     central = FakeCentral()
     local_update(conn, "A", 1, "op")
     clock = Clock()
-    with outbox.transaction(conn):
-        outbox.acquire_lease(conn, holder="other", now=clock.now, ttl=300)
+    with transaction(conn):
+        lease.acquire(conn, holder="other", now=clock.now, ttl=300)
     report = run_sync(settings, client=central, now=clock)
     assert report.stopped_reason == "lease_busy"
     assert central.calls == []
@@ -242,9 +232,9 @@ def test_a_crashed_runs_changes_are_recovered_once_its_lease_expires(
     central = FakeCentral()
     local_update(conn, "A", 2, "op")
     clock = Clock()
-    with outbox.transaction(conn):
-        outbox.acquire_lease(conn, holder="crashed", now=clock.now - 1_000, ttl=300)
-        assert outbox.claim_due(conn, now=clock.now, limit=10)
+    with transaction(conn):
+        lease.acquire(conn, holder="crashed", now=clock.now - 1_000, ttl=300)
+        assert outbox.claim_due(conn, now=clock.now, limit=10, window=86_400)[0]
     report = run_sync(settings, client=central, now=clock)
     assert report.recovered == 1
     assert status_of(conn, "op") == "synced"
@@ -260,7 +250,7 @@ def test_changes_older_than_the_idempotency_window_are_parked_not_resent(
     report = run_sync(settings, client=central, now=Clock(start=1_000 + 90_000))
     assert report.parked_expired == 1
     assert central.calls == []
-    assert _change(conn, "op")["resolution"] == "idempotency_window_expired"
+    assert change_row(conn, "op")["resolution"] == "idempotency_window_expired"
     assert_local_view_consistent(conn)
 
 
@@ -271,7 +261,7 @@ def test_a_large_backlog_stops_at_the_time_budget(conn: sqlite3.Connection, tmp_
     report = run_sync(settings, client=FakeCentral(), now=Clock(step=1.0))
     assert report.stopped_reason == "time_budget"
     assert 0 < report.batches < 10
-    assert outbox.get_state(conn, outbox.LAST_SUCCESS_AT) is not None
+    assert state.get(conn, state.Fact.LAST_SUCCESS_AT) is not None
     assert_local_view_consistent(conn)
 
 
@@ -280,7 +270,7 @@ def test_a_run_records_its_report_and_releases_the_lease(
 ) -> None:
     local_update(conn, "A", 1, "op")
     report = run_sync(settings, client=FakeCentral())
-    last = outbox.get_state(conn, outbox.LAST_RUN)
+    last = state.get(conn, state.Fact.LAST_RUN)
     assert last["holder"] == report.holder
     assert last["outcomes"] == {"applied": 1}
-    assert outbox.lease_holder(conn, now=report.started_at) is None
+    assert lease.holder(conn, now=report.started_at) is None

@@ -1,24 +1,18 @@
 """Paging through the outbox: by status and by SKU, whose pages look through a bounded window."""
 
 import sqlite3
-from pathlib import Path
 
 import pytest
 
-from store_service import change_queries
-from tests.support.sync_fakes import local_update, make_database
-
-
-@pytest.fixture
-def conn(tmp_path: Path) -> sqlite3.Connection:
-    return make_database(tmp_path / "store.db")
+from store_service.storage import outbox
+from tests.support.store_db import local_update
 
 
 def _all_pages(conn: sqlite3.Connection, **filters: str) -> list[tuple[list[str], int | None]]:
     pages: list[tuple[list[str], int | None]] = []
     after_id: int | None = 0
     while after_id is not None and len(pages) < 50:
-        items, after_id = change_queries.list_changes(
+        items, after_id = outbox.list_changes(
             conn, status=filters.get("status"), sku=filters.get("sku"), after_id=after_id, limit=2
         )
         pages.append(([item["operation_id"] for item in items], after_id))
@@ -36,7 +30,7 @@ def test_pages_by_status_are_full_until_the_last(conn: sqlite3.Connection) -> No
 def test_a_sku_page_looks_through_a_bounded_window_and_says_where_to_go_on(
     conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(change_queries, "SKU_SCAN_WINDOW", 3)
+    monkeypatch.setattr(outbox, "SKU_SCAN_WINDOW", 3)
     # Ids 1-9: the SKU's changes are 1, 6, 7 and 9; 2-5 and 8 belong to others.
     skus = ["X", "O", "O", "O", "O", "X", "X", "O", "X"]
     for n, sku in enumerate(skus, start=1):
@@ -51,7 +45,7 @@ def test_a_sku_page_looks_through_a_bounded_window_and_says_where_to_go_on(
 def test_a_sku_page_may_be_empty_while_more_follow(
     conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(change_queries, "SKU_SCAN_WINDOW", 2)
+    monkeypatch.setattr(outbox, "SKU_SCAN_WINDOW", 2)
     for n, sku in enumerate(["O", "O", "O", "O", "X"], start=1):
         local_update(conn, sku, 1, f"op-{n}", now=100 + n)
     pages = _all_pages(conn, sku="X", status="pending")

@@ -1,0 +1,73 @@
+"""How the API asks the worker for a sync run: publish the task, and "sync soon" debouncing.
+
+The API publishes only; it never runs a sync itself. With `STORE_SYNC_SOON_SECONDS` set, each
+acknowledged change schedules one publish that many seconds later, at most once per window.
+The debounce timer lives in the API process on purpose: if the API dies before it fires, the
+change is still in SQLite and the next beat picks it up, so nothing is worth putting in the
+broker for it.
+"""
+
+import asyncio
+
+import structlog
+from celery import Celery
+
+from store_service.config import Settings
+from store_service.sync.celery_app import BROKER_CONNECT_TIMEOUT_SECONDS, SYNC_TASK, create_celery
+
+log = structlog.get_logger(__name__)
+
+# A publish waits for the TCP connect and the publisher confirm. On a connection the broker
+# stopped answering it can block on the confirm until the connection is noticed dead: give up
+# past this deadline rather than hold the caller (the message may still land later; an extra
+# sync run is harmless).
+PUBLISH_DEADLINE_SECONDS = BROKER_CONNECT_TIMEOUT_SECONDS + 2.0
+
+
+class SyncNotQueued(Exception):
+    """The broker did not take the sync task in time; the changes wait in SQLite."""
+
+
+class SyncPublisher:
+    """Publishes sync runs for one API process; owns its Celery app (used only to publish)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._celery: Celery = create_celery(settings)
+        self._soon_delay = settings.sync_soon_seconds
+        self._soon: asyncio.Task[None] | None = None
+
+    async def publish(self) -> str:
+        """Enqueue one sync run and return its task id; `SyncNotQueued` when the broker does not
+        take it within PUBLISH_DEADLINE_SECONDS."""
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(self._send), timeout=PUBLISH_DEADLINE_SECONDS
+            )
+        except Exception as exc:
+            raise SyncNotQueued(repr(exc)) from exc
+
+    def _send(self) -> str:
+        # retry=False: with the broker down, fail after the connect timeout instead of hanging.
+        return str(self._celery.send_task(SYNC_TASK, retry=False).id)
+
+    def notify_change(self) -> None:
+        """Call after acknowledging a change: schedules a debounced publish when configured."""
+        if self._soon_delay is None:
+            return
+        if self._soon is None or self._soon.done():
+            self._soon = asyncio.get_running_loop().create_task(
+                self._publish_later(self._soon_delay)
+            )
+
+    async def _publish_later(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        try:
+            await self.publish()
+        except SyncNotQueued as exc:
+            # The change is safe in SQLite; the next beat or trigger will carry it.
+            log.warning("sync_soon_publish_failed", error=str(exc))
+
+    async def close(self) -> None:
+        if self._soon is not None:
+            self._soon.cancel()
+        await asyncio.to_thread(self._celery.close)
