@@ -16,6 +16,7 @@ COPY problem_details ./problem_details
 COPY store_service ./store_service
 COPY central_sim ./central_sim
 COPY chaos ./chaos
+COPY harness ./harness
 COPY bin ./bin
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-editable

@@ -15,16 +15,17 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
 
-import httpx
 from dotenv import dotenv_values
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness.commands import CENTRAL_APP, celery_argv, store_api_argv, uvicorn_argv
+from harness.processes import REPO_ROOT, Process, http_ok, wait_until
+
+ROOT = REPO_ROOT
 STOP_TIMEOUT_SECONDS = 15.0
+START_TIMEOUT_SECONDS = 60.0
 
 
 def stack_env(root: Path, overrides: dict[str, str]) -> dict[str, str]:
@@ -41,89 +42,52 @@ def stack_env(root: Path, overrides: dict[str, str]) -> dict[str, str]:
 
 
 def commands(args: argparse.Namespace, env: dict[str, str]) -> dict[str, list[str]]:
-    py = sys.executable
     data_dir = Path(env.get("STORE_DATA_DIR", "data"))
     return {
-        "central": [py, "-m", "uvicorn", "central_sim.main:app", "--host", args.host,
-                    "--port", str(args.central_port), "--no-access-log"],
+        "central": uvicorn_argv(CENTRAL_APP, args.central_port, host=args.host),
         # JSON logs from the first line (logging is configured before uvicorn starts).
-        "api": [py, "-m", "store_service.serve", "--host", args.host,
-                "--port", str(args.api_port)],
-        "worker": [py, "-m", "celery", "-A", "store_service.worker", "--quiet", "worker",
-                   "--pool=threads", "--concurrency", "1", "--loglevel", "INFO",
-                   "--without-gossip", "--without-mingle"],
-        "beat": [py, "-m", "celery", "-A", "store_service.worker", "--quiet", "beat",
-                 "--loglevel", "INFO", "--schedule", str(data_dir / "celerybeat-schedule")],
+        "api": store_api_argv(args.api_port, host=args.host),
+        "worker": celery_argv("--quiet", "worker", "--pool=threads", "--concurrency", "1",
+                              "--loglevel", "INFO", "--without-gossip", "--without-mingle"),
+        "beat": celery_argv("--quiet", "beat", "--loglevel", "INFO",
+                            "--schedule", str(data_dir / "celerybeat-schedule")),
     }  # fmt: skip
 
 
 class Stack:
     """The child processes, their prefixed output, and an orderly stop."""
 
-    def __init__(self, env: dict[str, str], out: IO[str]) -> None:
+    def __init__(self, env: dict[str, str]) -> None:
         self.env = env
-        self.out = out
-        self.children: dict[str, subprocess.Popen[str]] = {}
+        self.children: dict[str, Process] = {}
         self._lock = threading.Lock()
 
-    def start(self, name: str, argv: Sequence[str]) -> None:
-        child = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-        )
+    def start(self, name: str, argv: Sequence[str]) -> Process:
+        child = Process(name, argv, env=self.env, echo=sys.stdout).start()
         self.children[name] = child
-        threading.Thread(target=self._pump, args=(name, child), daemon=True).start()
-
-    def _pump(self, name: str, child: subprocess.Popen[str]) -> None:
-        assert child.stdout is not None
-        for line in child.stdout:
-            with self._lock:
-                self.out.write(f"{name:<8}| {line}")
-                self.out.flush()
+        return child
 
     def say(self, message: str) -> None:
         with self._lock:
-            self.out.write(f"{'stack':<8}| {message}\n")
-            self.out.flush()
+            sys.stdout.write(f"{'stack':<8}| {message}\n")
+            sys.stdout.flush()
 
     def exited(self) -> str | None:
         for name, child in self.children.items():
-            if child.poll() is not None:
+            if not child.alive():
                 return name
         return None
+
+    def wait_ready(self, name: str, url: str) -> None:
+        wait_until(name, http_ok(url), timeout=START_TIMEOUT_SECONDS, process=self.children[name])
 
     def stop(self) -> None:
         # Producers first, central last, so the worker can finish a batch against it.
         for name in ("beat", "api", "worker", "central"):
             child = self.children.get(name)
-            if child is not None and child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(timeout=STOP_TIMEOUT_SECONDS)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
+            if child is not None:
+                child.stop(timeout=STOP_TIMEOUT_SECONDS)
         self.say("stopped")
-
-
-def wait_ready(url: str, stack: Stack, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (name := stack.exited()) is not None:
-            raise RuntimeError(f"{name} exited during start-up")
-        try:
-            if httpx.get(url, timeout=2.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = stack_env(ROOT, {"STORE_CENTRAL_URL": os.environ.get("STORE_CENTRAL_URL", central_url)})
     Path(env.get("STORE_DATA_DIR", "data")).mkdir(parents=True, exist_ok=True)
 
-    stack = Stack(env, sys.stdout)
+    stack = Stack(env)
     stopping = threading.Event()
 
     def on_signal(_signum: int, _frame: object) -> None:
@@ -153,9 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True
         )
         stack.start("central", cmds["central"])
-        wait_ready(f"{central_url}/health", stack)
+        stack.wait_ready("central", f"{central_url}/health")
         stack.start("api", cmds["api"])
-        wait_ready(f"http://{args.host}:{args.api_port}/v1/local/inventory", stack)
+        stack.wait_ready("api", f"http://{args.host}:{args.api_port}/v1/local/inventory")
         stack.start("worker", cmds["worker"])
         stack.start("beat", cmds["beat"])
         stack.say(

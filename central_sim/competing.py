@@ -13,20 +13,33 @@ import uuid
 from typing import Annotated, Any
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    model_validator,
+)
 
 from central_sim import storage
 from central_sim.db import Database
 from central_sim.ledger import MAX_ABS_DELTA, SKU_PATTERN, JournalEntry, JournalKind, Stock
 from central_sim.metrics import Metrics
-from central_sim.schemas import whole_int
+from central_sim.schemas import integral_float_to_int
 
 STATE_NAME = "competing_writer"
 log = structlog.get_logger("central_sim.competing")
 
 
 # A JSON integer (5.0 included, as everywhere in central_sim); zero allowed in a range bound.
-Delta = whole_int(ge=-MAX_ABS_DELTA, le=MAX_ABS_DELTA)
+Delta = Annotated[
+    int,
+    Field(ge=-MAX_ABS_DELTA, le=MAX_ABS_DELTA),
+    Strict(),
+    BeforeValidator(integral_float_to_int),
+]
 
 
 class CompetingWriterConfig(BaseModel):

@@ -123,7 +123,7 @@ def load_settings() -> Settings:
     """Read settings from the environment, turning pydantic's errors into one clear ConfigError."""
 
     try:
-        return Settings()  # type: ignore[call-arg]  # required fields come from the environment
+        return Settings()  # required fields come from the environment
     except ValidationError as exc:
         problems = "; ".join(
             f"CENTRAL_SIM_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"

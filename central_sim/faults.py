@@ -3,17 +3,22 @@
 import random
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints
 
 from central_sim.ledger import SKU_PATTERN
-from central_sim.schemas import whole_int
+from central_sim.schemas import integral_float_to_int
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 SkuKey = Annotated[str, StringConstraints(pattern=SKU_PATTERN)]
-ConflictCount = whole_int(ge=0, le=1_000_000)
-RetryAfter = whole_int(ge=0, le=3600)
-Millis = whole_int(ge=0, le=60_000)
-TokenTtl = whole_int(ge=1, le=86_400)
+ConflictCount = Annotated[
+    int,
+    Field(ge=0, le=1_000_000),
+    Strict(),
+    BeforeValidator(integral_float_to_int),
+]
+RetryAfter = Annotated[int, Field(ge=0, le=3600), Strict(), BeforeValidator(integral_float_to_int)]
+Millis = Annotated[int, Field(ge=0, le=60_000), Strict(), BeforeValidator(integral_float_to_int)]
+TokenTtl = Annotated[int, Field(ge=1, le=86_400), Strict(), BeforeValidator(integral_float_to_int)]
 
 
 class Faults(BaseModel):

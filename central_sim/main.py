@@ -78,7 +78,7 @@ def create_app(
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(
         app, metric_namespace="central_sim"
     ).expose(app, include_in_schema=True, tags=["health"])
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI documents this override
     return app
 
 

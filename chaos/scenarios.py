@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeVar
 
 from chaos.toxiproxy import Stream, ToxicType
 
@@ -32,7 +32,10 @@ ProcessAction: TypeAlias = Literal[
 ]
 
 
-def _frozen(mapping: Mapping[str, str | int | float] | None = None) -> Mapping[str, object]:
+V = TypeVar("V")
+
+
+def _frozen(mapping: Mapping[str, V] | None = None) -> Mapping[str, V]:
     return MappingProxyType(dict(mapping or {}))
 
 

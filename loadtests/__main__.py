@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from harness.store import start_store_api
 from loadtests.plans import SHAPES
 from loadtests.thresholds import Thresholds, parse_duration
 
@@ -67,47 +68,6 @@ def locust_command(*, profile: str, host: str, report_dir: Path, stop_after: flo
     ]
 
 
-def _start_store(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    import socket
-
-    import httpx
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {
-        **os.environ,
-        "STORE_DATABASE_URL": f"sqlite:///{workdir / 'store.db'}",
-        "STORE_DATA_DIR": str(workdir),
-        "STORE_LOG_LEVEL": os.environ.get("STORE_LOG_LEVEL", "WARNING"),
-    }
-    log = (workdir / "server.log").open("wb")
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "store_service.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-    ]
-    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the store API exited early; see {workdir / 'server.log'}")
-        try:
-            if httpx.get(f"{url}/v1/local/inventory", timeout=2).status_code < 500:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("the store API did not become ready in 60 s")
-
-
 def run(args: argparse.Namespace) -> int:
     duration = parse_duration(args.duration or DEFAULT_DURATION.get(args.shape, "30s"))
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -136,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.start_server:
             tmp = tempfile.TemporaryDirectory(prefix="store-load-")
-            server, host = _start_store(Path(tmp.name))
+            server = start_store_api(
+                Path(tmp.name), STORE_LOG_LEVEL=os.environ.get("STORE_LOG_LEVEL", "WARNING")
+            )
+            host = server.base_url
         if not host:
             raise SystemExit("give --host URL or --start-server")
         argv = locust_command(
@@ -148,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(15)
+            server.process.stop(timeout=15)
         if tmp is not None:
             tmp.cleanup()
 

@@ -41,9 +41,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from chaos.processes import free_port
+from harness.processes import Process, free_port, http_ok, wait_until
 from store_service.api.serve import EVENT_LOOP
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,35 +69,15 @@ SHARED_NOTE = "load generator and server share the same 2 cores (loopback)"
 # --- processes -----------------------------------------------------------------------------
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
-
-
 @dataclass
 class Server:
     label: str
-    proc: subprocess.Popen[bytes]
+    process: Process
     url: str
     database: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        self.process.stop(timeout=15)
 
 
 def start_store(label: str, workdir: Path, code_dir: Path, *, log_level: str) -> Server:
@@ -108,14 +86,12 @@ def start_store(label: str, workdir: Path, code_dir: Path, *, log_level: str) ->
     database = workdir / "store.db"
     port = free_port()
     env = {
-        **os.environ,
         "STORE_DATABASE_URL": f"sqlite:///{database}",
         "STORE_DATA_DIR": str(workdir),
         "STORE_LOG_LEVEL": log_level,
         "STORE_ALLOW_NEGATIVE_STOCK": "true",  # sells on unseeded SKUs must not be 409s here
         "STORE_MIGRATE_ON_STARTUP": "true",
     }
-    log = workdir / "server.log"
     argv = [
         sys.executable,
         "-m",
@@ -132,11 +108,10 @@ def start_store(label: str, workdir: Path, code_dir: Path, *, log_level: str) ->
         "--loop",
         EVENT_LOOP,  # as `python -m store_service.serve` runs it
     ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=code_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    process = Process("server", argv, env=env, log_dir=workdir, cwd=code_dir).start()
     url = f"http://127.0.0.1:{port}"
-    wait_ready(f"{url}/v1/local/inventory", proc, log)
-    return Server(label, proc, url, database)
+    wait_until("the store API", http_ok(f"{url}/v1/local/inventory"), timeout=60, process=process)
+    return Server(label, process, url, database)
 
 
 def export_ref(ref: str, dest: Path) -> Path:
@@ -211,7 +186,7 @@ def run_wrk(
     ]
     hz = os.sysconf("SC_CLK_TCK")
     cores = os.cpu_count() or 1
-    server_before = cpu_ticks(server.proc.pid)
+    server_before = cpu_ticks(server.process.pid or 0)
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     wrk_before = 0  # wrk's ticks at exec time are ~0; we sample /proc until it exits
@@ -224,7 +199,7 @@ def run_wrk(
         time.sleep(0.2)
     output = proc.stdout.read()
     wall = time.monotonic() - started
-    server_after = cpu_ticks(server.proc.pid)
+    server_after = cpu_ticks(server.process.pid or 0)
     text = output.decode(errors="replace")
     line = next((x for x in text.splitlines() if x.startswith("WRKJSON ")), None)
     if line is None:

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import resource
-import secrets
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from harness.central import start_central
 from loadtests.sampling import sku_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,34 +62,6 @@ def build_backlog(database: Path, *, changes: int, skus: int) -> float:
     return time.monotonic() - started
 
 
-def start_central(workdir: Path) -> tuple[subprocess.Popen[bytes], str, str]:
-    """central_sim on a free port with a fresh database; returns (process, url, secret)."""
-    from chaos.processes import free_port
-    from loadtests.bench import wait_ready
-
-    secret = secrets.token_urlsafe(24)
-    env = {
-        **os.environ,
-        "CENTRAL_SIM_DATABASE_URL": f"sqlite:///{workdir / 'central.db'}",
-        "CENTRAL_SIM_JWT_SECRET": secrets.token_urlsafe(48),
-        "CENTRAL_SIM_ADMIN_TOKEN": secrets.token_urlsafe(24),
-        "CENTRAL_SIM_SERVICES": json.dumps(
-            {"inventory-service": secret, "order-service": secrets.token_urlsafe(24)}
-        ),
-        "CENTRAL_SIM_SERVICES_FILE": "",
-        "CENTRAL_SIM_LOG_LEVEL": "WARNING",
-    }
-    port = free_port()
-    log = workdir / "central.log"
-    argv = [sys.executable, "-m", "uvicorn", "central_sim.main:app", "--host", "127.0.0.1",
-            "--port", str(port), "--no-access-log"]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(f"{url}/health", proc, log)
-    return proc, url, secret
-
-
 def one_by_one(url: str, secret: str, *, sample: int, skus: int) -> float:
     """Changes per second when each is its own `/adjust` call (sequential, keep-alive)."""
     with httpx.Client(base_url=url, timeout=10) as http:
@@ -115,7 +87,8 @@ def bench_drain(workdir: Path, *, backlog: int, batch_size: int, sample: int) ->
     database = workdir / "store.db"
     print(f"  (c) writing a {backlog:,}-change backlog through the writer...", flush=True)
     build_seconds = build_backlog(database, changes=backlog, skus=skus)
-    proc, url, secret = start_central(workdir)
+    central = start_central(workdir)
+    url, secret = central.base_url, central.services["inventory-service"]
     try:
         print(f"  (c) draining to central_sim with run_sync (batch {batch_size})...", flush=True)
         argv = [
@@ -133,8 +106,7 @@ def bench_drain(workdir: Path, *, backlog: int, batch_size: int, sample: int) ->
         print(f"  (c) one by one: {sample:,} sequential /adjust calls...", flush=True)
         per_s = one_by_one(url, secret, sample=sample, skus=skus)
     finally:
-        proc.terminate()
-        proc.wait(15)
+        central.stop()
     rate = backlog / result["seconds"]
     return {
         "backlog": backlog,
@@ -164,6 +136,8 @@ def _rss_mb() -> float:
 
 
 def child(args: argparse.Namespace) -> None:
+    from pydantic import SecretStr
+
     from store_service.config import Settings
     from store_service.gc_tuning import freeze_startup_objects
     from store_service.logs import configure_logging
@@ -174,7 +148,7 @@ def child(args: argparse.Namespace) -> None:
     settings = Settings(
         database_url=f"sqlite:///{args.database}",
         central_url=args.central_url,
-        central_service_secret=os.environ["BENCH_CENTRAL_SECRET"],
+        central_service_secret=SecretStr(os.environ["BENCH_CENTRAL_SECRET"]),
         sync_batch_size=args.batch_size,
         sync_time_budget_seconds=1200,
     )

@@ -30,7 +30,7 @@ class ZipfSampler:
         """P(rank); 0 outside 1..n."""
         if not 1 <= rank <= self.n:
             return 0.0
-        return self._cdf[rank - 1] - (self._cdf[rank - 2] if rank > 1 else 0.0)
+        return float(self._cdf[rank - 1] - (self._cdf[rank - 2] if rank > 1 else 0.0))
 
     def rank(self) -> int:
         return bisect.bisect_left(self._cdf, self._rng.random()) + 1

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from kombu import Connection
+from kombu.connection import Connection
 
-from chaos.processes import Process, celery_argv, free_port, http_ok, uvicorn_argv, wait_until
 from chaos.runner import DEFAULT_BROKER_URL
-from chaos.sim_admin import SimAdmin
-from chaos.stack import delete_queue
+from harness.broker import delete_queue
+from harness.central import SimAdmin
+from harness.commands import celery_argv, uvicorn_argv
+from harness.processes import Process, free_port, http_ok, wait_until
 
 SKUS = 50
 
@@ -50,7 +51,7 @@ def bench_sync_soon(
     central_port, api_port = free_port(), free_port()
     central = Process(
         "central_sim",
-        [*uvicorn_argv("central_sim.main:app", central_port), "--no-access-log"],
+        uvicorn_argv("central_sim.main:app", central_port),
         env={
             "CENTRAL_SIM_DATABASE_URL": f"sqlite:///{workdir / 'central.db'}",
             "CENTRAL_SIM_JWT_SECRET": secrets.token_urlsafe(48),
@@ -78,7 +79,7 @@ def bench_sync_soon(
     }
     api = Process(
         "store-api",
-        [*uvicorn_argv("store_service.main:app", api_port), "--no-access-log"],
+        uvicorn_argv("store_service.main:app", api_port),
         env=env,
         log_dir=log_dir,
     )

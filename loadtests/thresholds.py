@@ -86,7 +86,7 @@ def aggregated_from_csv(stats_csv: Path) -> RunStats:
 
 
 def _percentile(raw: str | None) -> float:
-    return 0.0 if raw in (None, "", "N/A") else float(raw)
+    return 0.0 if raw is None or raw in ("", "N/A") else float(raw)
 
 
 def parse_duration(text: str) -> float:

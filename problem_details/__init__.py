@@ -149,7 +149,7 @@ class Problems:
 
         async def on_refusal(request: Request, exc: Exception) -> JSONResponse:
             for kind in type(exc).__mro__:
-                convert = (refusals or {}).get(kind)  # type: ignore[call-overload]
+                convert = (refusals or {}).get(kind)
                 if convert is not None:
                     problem: ProblemError = convert(exc)
                     log.info("request_refused", problem=problem.slug, path=request.url.path)

@@ -140,7 +140,9 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    native_renderer, logger_factory = renderer, _NamedWriteLoggerFactory()
+    native_renderer = renderer
+    logger_factory: _NamedWriteLoggerFactory | structlog.BytesLoggerFactory
+    logger_factory = _NamedWriteLoggerFactory()
     if json and hasattr(sys.stdout, "buffer"):
         native_renderer = structlog.processors.JSONRenderer(serializer=_render_bytes)
         logger_factory = structlog.BytesLoggerFactory(sys.stdout.buffer)

@@ -19,7 +19,8 @@ _admin_bearer = HTTPBearer(auto_error=False, scheme_name="AdminToken")
 
 
 def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -45,7 +46,7 @@ def authenticated_service(
         rt.metrics.auth_failures.labels("invalid_token").inc()
         log.info("token_refused", reason=str(exc))
         raise _unauthorized(str(exc)) from exc
-    service = claims["sub"]
+    service = str(claims["sub"])
     if service not in rt.services:
         rt.metrics.auth_failures.labels("unknown_service").inc()
         raise _unauthorized("token subject is not a known service")

@@ -110,7 +110,6 @@ async def adjust(
     )
     if caller.drop_response:
         raise _dropped()
-    current = {"current_quantity": outcome.quantity, "current_version": outcome.version}
     if outcome.status == Status.CONFLICT:
         raise ProblemError(
             409,
@@ -118,7 +117,8 @@ async def adjust(
             "Version conflict",
             f"{sku} is at version {outcome.version}, the write expected version {body.version}",
             field="version",
-            **current,
+            current_quantity=outcome.quantity,
+            current_version=outcome.version,
         )
     if outcome.reason == Reason.INSUFFICIENT_STOCK:
         raise ProblemError(
@@ -127,7 +127,8 @@ async def adjust(
             "Insufficient stock",
             f"applying {body.delta} to {outcome.quantity} would make {sku} negative",
             field="delta",
-            **current,
+            current_quantity=outcome.quantity,
+            current_version=outcome.version,
         )
     if outcome.reason == Reason.IDEMPOTENCY_KEY_REUSED:
         raise ProblemError(

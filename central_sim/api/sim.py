@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from central_sim import operations
 from central_sim.api.deps import AdminDep, RuntimeDep
@@ -14,7 +14,7 @@ from central_sim.competing import CompetingWriterConfig
 from central_sim.faults import Faults, FaultsUpdate
 from central_sim.ledger import SKU_PATTERN
 from central_sim.problems import problem_responses
-from central_sim.schemas import InventoryItem, whole_int
+from central_sim.schemas import InventoryItem, integral_float_to_int
 
 router = APIRouter(
     prefix="/_sim",
@@ -26,7 +26,12 @@ log = structlog.get_logger("central_sim.sim")
 SkuPath = Annotated[str, Path(pattern=SKU_PATTERN, examples=["SKU-1"])]
 
 
-SeedQuantity = whole_int(ge=0, le=10**12, examples=[100])
+SeedQuantity = Annotated[
+    int,
+    Field(ge=0, le=10**12, examples=[100]),
+    Strict(),
+    BeforeValidator(integral_float_to_int),
+]
 
 
 class SeedRequest(BaseModel):

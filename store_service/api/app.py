@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import Depends, FastAPI
@@ -112,7 +113,7 @@ def _declare_problem_schema(app: FastAPI, *, secured: bool, anonymous_reads: boo
     with API keys on, declare the security schemes and 401s too."""
     default_openapi = app.openapi
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = default_openapi()
             components = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -126,7 +127,7 @@ def _declare_problem_schema(app: FastAPI, *, secured: bool, anonymous_reads: boo
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI documents this override
 
 
 app = create_app()

@@ -10,6 +10,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import structlog
 from prometheus_client.core import GaugeMetricFamily
@@ -52,7 +53,7 @@ class BacklogCollector(Collector):
 
     @staticmethod
     def _families(
-        summary: dict | None = None, beat: dict | None = None
+        summary: dict[str, Any] | None = None, beat: dict[str, Any] | None = None
     ) -> Iterator[GaugeMetricFamily]:
         changes = GaugeMetricFamily(
             "store_outbox_changes", "Changes in the outbox by state.", labels=["state"]

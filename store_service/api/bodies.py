@@ -30,7 +30,7 @@ def _is_json(content_type: str | None) -> bool:
 def _content_type(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"content-type":
-            return value.decode("latin-1")
+            return str(value.decode("latin-1"))
     return None
 
 

@@ -25,7 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-from kombu import Connection
+from kombu.connection import Connection
 
 from store_service.config import Settings
 from store_service.storage.db import connect

@@ -3,7 +3,14 @@ URI, and the one table that says which problem each refusal of the store becomes
 
 from fastapi import FastAPI
 
-from problem_details import PROBLEM_JSON, SLUG_STATE, ProblemError, Problems, problem_responses
+from problem_details import (
+    PROBLEM_JSON,
+    SLUG_STATE,
+    ProblemError,
+    Problems,
+    Refusals,
+    problem_responses,
+)
 from store_service.domain import (
     ChangeNotFound,
     ChangeNotInConflict,
@@ -105,7 +112,7 @@ def _sync_not_queued(_exc: SyncNotQueued) -> ProblemError:
     )
 
 
-REFUSALS = {
+REFUSALS: Refusals = {
     VersionMismatch: _version_conflict,
     InsufficientStock: _insufficient_stock,
     OperationReused: _operation_reused,

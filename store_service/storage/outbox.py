@@ -89,7 +89,9 @@ def lookup(
 ) -> tuple[StoredChange | None, ItemState | None]:
     """What the store holds for this operation_id, and the SKU's local view, in one query."""
     row = conn.execute(_LOOKUP, (operation_id, sku)).fetchone()
-    stored = None if row[0] is None else StoredChange(*row[:4], row[4].encode())
+    stored = (
+        None if row[0] is None else StoredChange(row[0], row[1], row[2], row[3], row[4].encode())
+    )
     item = None if row[5] is None else ItemState(sku, *row[5:])
     return stored, item
 
@@ -102,7 +104,7 @@ def stored_changes(conn: sqlite3.Connection, operation_ids: list[str]) -> dict[s
         "FROM changes WHERE operation_id IN ({marks})",
         operation_ids,
     )
-    return {row[0]: StoredChange(*row[1:5], row[5].encode()) for row in rows}
+    return {row[0]: StoredChange(row[1], row[2], row[3], row[4], row[5].encode()) for row in rows}
 
 
 # --- the sync run's steps --------------------------------------------------------------------

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, signals
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from store_service.config import Settings, get_settings
 from store_service.logs import configure_logging

@@ -122,7 +122,7 @@ def backoff_delay(
     delay = rng() * ceiling
     if retry_after is not None:
         delay = max(delay, min(retry_after, cap))
-    return delay
+    return float(delay)
 
 
 def versions_for(conn: sqlite3.Connection, batch: Sequence[ClaimedChange]) -> list[SyncItem]:

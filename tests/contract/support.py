@@ -11,7 +11,7 @@ from typing import Any
 import hypothesis
 import schemathesis
 
-from tests.support.central import CentralSim, start_central_sim
+from harness.central import CentralSim, start_central
 from tests.support.processes import REPO_ROOT
 
 # CI bounds: enough for thousands of cases per API across phases, within the 3-minute budget on
@@ -66,4 +66,4 @@ def stateful_settings() -> hypothesis.settings:
 def start_sim_on_port(tmp_path: Path, port: int, services: dict[str, str]) -> CentralSim:
     """A central_sim subprocess on a port chosen before the app under test was configured (the
     ASGI schemas are built at import, so the store's central_url must be known by then)."""
-    return start_central_sim(tmp_path, port=port, SERVICES=json.dumps(services))
+    return start_central(tmp_path, port=port, SERVICES=json.dumps(services))

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.central import CentralSim, start_central_sim
+from harness.central import CentralSim, start_central
+from harness.store import StoreApi, start_store_api
 from tests.support.processes import REPO_ROOT
-from tests.support.store import StoreApi, start_store_api
 
 pytestmark = pytest.mark.contract
 CLI_MAX_EXAMPLES = os.environ.get("CONTRACT_CLI_MAX_EXAMPLES", "10")
@@ -25,7 +25,7 @@ CLI_MAX_EXAMPLES = os.environ.get("CONTRACT_CLI_MAX_EXAMPLES", "10")
 
 @pytest.fixture(scope="module")
 def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CentralSim]:
-    sim = start_central_sim(tmp_path_factory.mktemp("central"))
+    sim = start_central(tmp_path_factory.mktemp("central"))
     yield sim
     sim.stop()
 

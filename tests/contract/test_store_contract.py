@@ -17,6 +17,7 @@ import schemathesis
 from pydantic import SecretStr
 from schemathesis.python import asgi
 
+from harness.processes import free_port
 from store_service.api.app import create_app
 from store_service.storage.db import connect
 from tests.contract import checks  # registers the custom checks
@@ -27,7 +28,6 @@ from tests.contract.support import (
     start_sim_on_port,
     stateful_settings,
 )
-from tests.support.processes import free_port
 from tests.support.store_db import make_settings
 
 pytestmark = pytest.mark.contract

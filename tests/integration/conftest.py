@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.central import CentralSim, start_central_sim
+from harness.central import CentralSim, start_central
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +13,7 @@ def sim(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[CentralSim]:
     """One central_sim subprocess per test module (start-up costs seconds)."""
-    started = start_central_sim(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+    started = start_central(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
     yield started
     started.stop()
 

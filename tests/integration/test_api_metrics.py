@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.store import StoreApi, start_store_api
 from tests.support.metrics import Scrape, promtool_check_metrics, scrape
-from tests.support.store import StoreApi, start_store_api
 
 pytestmark = pytest.mark.integration
 

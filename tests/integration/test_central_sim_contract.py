@@ -8,7 +8,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.support.central import CentralSim
+from harness.central import CentralSim
 
 pytestmark = pytest.mark.integration
 

@@ -3,11 +3,12 @@ Plus key rotation, the competing writer, and journal sums equal to stock."""
 
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.central import CentralSim
+from harness.central import CentralSim
 
 pytestmark = pytest.mark.integration
 PROBLEMS = "https://central-sim/problems/"
@@ -50,14 +51,14 @@ class Central:
         body = self.http.get(f"/v1/inventory/{sku}", headers=self.headers).json()
         return body["quantity"], body["version"]
 
-    def journal(self) -> list[dict[str, object]]:
+    def journal(self) -> list[dict[str, Any]]:
         return list(
             self.http.get("/_sim/journal?limit=10000", headers=self.sim.admin_headers).json()[
                 "entries"
             ]
         )
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> dict[str, Any]:
         return dict(self.http.get("/_sim/stats", headers=self.sim.admin_headers).json())
 
 
@@ -208,7 +209,7 @@ def test_drop_response_commits_then_answers_502(central: Central) -> None:
     assert central.stock("A") == (5, 3)  # both were applied
     resend = central.adjust("A", -3, key="op-lost")
     assert resend.json()["status"] == "duplicate"
-    stats = central.stats()["services"]["inventory-service"]  # type: ignore[index]
+    stats = central.stats()["services"]["inventory-service"]
     assert stats["dropped_response"] == 2
     assert stats["applied"] == 2
 
@@ -292,8 +293,8 @@ def test_competing_writer_moves_stock_and_is_journaled(central: Central) -> None
     assert len(entries) == stopped["applied"]
     assert all(e["kind"] == "adjust" for e in entries)
     # The no-negative rule holds for the competing writer too.
-    assert all(int(e["quantity"]) >= 0 for e in entries)  # type: ignore[call-overload]
-    order_stats = central.stats()["services"]["order-service"]  # type: ignore[index]
+    assert all(int(e["quantity"]) >= 0 for e in entries)
+    order_stats = central.stats()["services"]["order-service"]
     assert order_stats["applied"] == stopped["applied"]
     assert order_stats["rejected"] == stopped["refused"]
     assert_journal_sums_equal_stock(central)
@@ -332,7 +333,7 @@ def assert_journal_sums_equal_stock(central: Central) -> None:
     sums: dict[str, int] = {}
     for entry in central.journal():
         sku = str(entry["sku"])
-        sums[sku] = sums.get(sku, 0) + int(entry["delta"])  # type: ignore[call-overload]
+        sums[sku] = sums.get(sku, 0) + int(entry["delta"])
     listing = central.http.get("/_sim/inventory", headers=central.sim.admin_headers).json()
     assert sums == {row["sku"]: row["quantity"] for row in listing["items"]}
 

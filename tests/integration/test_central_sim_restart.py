@@ -6,13 +6,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.central import restart_central_sim, start_central_sim
+from harness.central import start_central
 
 pytestmark = pytest.mark.integration
 
 
 def test_state_survives_a_crash_and_restart(tmp_path: Path) -> None:
-    sim = start_central_sim(tmp_path)
+    sim = start_central(tmp_path)
     try:
         admin = sim.admin_headers
         with httpx.Client(base_url=sim.base_url, timeout=10.0) as http:
@@ -35,7 +35,7 @@ def test_state_survives_a_crash_and_restart(tmp_path: Path) -> None:
             )
             journal_before = http.get("/_sim/journal", headers=admin).json()["entries"]
 
-        sim = restart_central_sim(sim, kill=True)
+        sim.restart(kill=True)
 
         with httpx.Client(base_url=sim.base_url, timeout=10.0) as http:
             # The key rotated before the crash is still the key: newer token valid, older not.

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.store import StoreApi, start_store_api
+from harness.store import StoreApi, start_store_api
 
 pytestmark = pytest.mark.integration
 
@@ -258,7 +258,7 @@ def test_unknown_things_are_404_problems(client: httpx.Client) -> None:
         assert response.headers["content-type"] == PROBLEM
 
 
-def _change_pages(client: httpx.Client, params: dict[str, object]) -> list[list[str]]:
+def _change_pages(client: httpx.Client, params: dict[str, str | int]) -> list[list[str]]:
     """The operation_ids of every page of `/v1/local/changes`, following next_after_id."""
     pages: list[list[str]] = []
     after_id: int | None = 0

@@ -17,25 +17,32 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from chaos.toxiproxy import ToxiproxyClient, ToxiproxyError
-from tests.support.central import restart_central_sim
-from tests.support.metrics import scrape
-from tests.support.processes import REPO_ROOT, ManagedProcess, free_port, require
+from harness.commands import celery_argv
+from harness.processes import Process, free_port
+from harness.store import wait_worker_ready
+from tests.support.metrics import Scrape, scrape
+from tests.support.processes import REPO_ROOT, require
 from tests.support.services import TOXIPROXY_SCRIPT, toxiproxy_url
-from tests.support.stack import Stack, _wait_ready_after, celery_argv, start_stack, wait_for
+from tests.support.stack import Stack, start_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
 HEALTHCHECK = REPO_ROOT / "bin" / "worker_healthcheck.py"
 
 
-def _quiet_worker(env: dict[str, str], log_dir: Path) -> ManagedProcess:
+def _worker(stack: Stack) -> Process:
+    assert stack.worker is not None, "the module's stack runs a worker"
+    return stack.worker
+
+
+def _quiet_worker(env: dict[str, str], log_dir: Path) -> Process:
     """A worker whose output is log lines only (`--quiet`: no banner printed to stdout)."""
     node = f"obs-{uuid.uuid4().hex[:6]}@localhost"
     argv = celery_argv(
         "--quiet", "worker", "--pool=solo", "--without-mingle", "--without-gossip", "-n", node
     )
-    process = ManagedProcess("worker", argv, env=env, log_dir=log_dir).start()
-    _wait_ready_after(process, 0)
+    process = Process("worker", argv, env=env, log_dir=log_dir).start()
+    wait_worker_ready(process)
     return process
 
 
@@ -81,14 +88,14 @@ def obs(
     try:
         # central_sim at INFO, so its log lines (with request ids) can be checked.
         stack.central.process.env["CENTRAL_SIM_LOG_LEVEL"] = "INFO"
-        stack.central = restart_central_sim(stack.central)
+        stack.central.restart()
         # The API as deployed (store_service.serve): JSON from its very first line.
         port = urlsplit(stack.api.base_url).port
         stack.api.process.argv = [sys.executable, "-m", "store_service.serve", "--port", str(port)]
         api_log_offset = stack.api.process.log_path.stat().st_size
         stack.api.restart()
         stack.worker = _quiet_worker(stack.env, stack.log_dir)
-        beat = ManagedProcess(
+        beat = Process(
             "beat", celery_argv("--quiet", "beat"), env=stack.env, log_dir=stack.log_dir
         ).start()
         stack.extra.append(beat)
@@ -153,7 +160,7 @@ def test_request_id_travels_from_the_trigger_to_the_worker_and_central(obs: dict
         return next(
             (
                 line
-                for line in _json_lines(stack.worker.log_path)
+                for line in _json_lines(_worker(stack).log_path)
                 if line.get("request_id") == request_id and line.get("event") == "sync_run_finished"
             ),
             None,
@@ -175,16 +182,17 @@ def test_worker_metrics_count_a_real_sync_run(obs: dict) -> None:
     before = scrape(obs["worker_metrics"])
     operation_ids = [stack.update("SKU-WM", delta) for delta in (5, -1, 2, 7, -3)]
     stack.wait_settled(operation_ids)
-    after = wait_for(
-        "worker metrics",
-        lambda: (
-            (s := scrape(obs["worker_metrics"])).value("store_sync_items_total", outcome="applied")
-            - before.value("store_sync_items_total", outcome="applied")
-            >= 5
-            and s
-        ),
-        timeout=10,
-    )
+
+    def counted_all() -> Scrape | None:
+        now = scrape(obs["worker_metrics"])
+        applied = now.value("store_sync_items_total", outcome="applied")
+        return (
+            now
+            if applied - before.value("store_sync_items_total", outcome="applied") >= 5
+            else None
+        )
+
+    after = wait_for("worker metrics", counted_all, timeout=10)
 
     def moved(name: str, **labels: str) -> float:
         return after.value(name, **labels) - before.value(name, **labels)
@@ -273,7 +281,7 @@ def test_health_degrades_when_broker_or_central_go_and_recovers(
         assert ready.status_code == 200
         assert ready.json()["status"] == "degraded"
     finally:
-        stack.central = restart_central_sim(stack.central)
+        stack.central.restart()
     status_is("ok")
 
 
@@ -317,7 +325,7 @@ def test_no_secret_or_token_in_any_log_line(obs: dict) -> None:
     }
     logs = {
         "store-api": stack.api.process.log_path,
-        "worker": stack.worker.log_path,
+        "worker": _worker(stack).log_path,
         "beat": stack.log_dir / "beat.log",
         "central_sim": stack.central.process.log_path,
     }

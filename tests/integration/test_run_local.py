@@ -10,12 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import REPO_ROOT, free_port
+from harness.processes import free_port
+from tests.support.processes import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

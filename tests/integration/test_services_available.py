@@ -9,10 +9,11 @@ from collections.abc import Iterator
 
 import amqp.exceptions
 import pytest
-from kombu import Connection, Exchange, Queue
+from kombu.connection import Connection
+from kombu.entity import Exchange, Queue
 
 from chaos.toxiproxy import Proxy, ToxiproxyClient, cut, fault
-from tests.support.processes import free_port
+from harness.processes import free_port
 from tests.support.services import rabbitmq_url, toxiproxy  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, rabbitmq_url: str) -> Iterat
     stack.stop()
 
 
-def _conflicted_change(stack: Stack, strategy: str, sku: str) -> tuple[str, dict]:  # type: ignore[type-arg]
+def _conflicted_change(stack: Stack, strategy: str, sku: str) -> tuple[str, dict]:
     """Seed and learn the SKU, make central's next write to it conflict, sync one change."""
     stack.start_worker(STORE_CONFLICT_STRATEGY=strategy)
     stack.clear_faults()

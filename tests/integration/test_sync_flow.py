@@ -4,7 +4,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.central import restart_central_sim
 from tests.support.stack import Stack, start_stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -76,7 +75,7 @@ def test_central_down_keeps_changes_pending_with_backoff_until_it_returns(
         assert stack.item("SKU-D")["pending_count"] == 4
     finally:
         # Central comes back even if an assertion failed: the module's other tests use it.
-        stack.central = restart_central_sim(stack.central)
+        stack.central.restart()
     changes = stack.wait_settled(ops)
     assert {change["status"] for change in changes} == {"synced"}
     assert stack.central_item("SKU-D")[0] == 4

@@ -4,8 +4,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.store import launch_beat
 from tests.support.services import rabbitmq_restart
-from tests.support.stack import Stack, start_beat, start_stack, wait_for
+from tests.support.stack import Stack, start_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ def test_a_rabbitmq_restart_loses_nothing_and_triggers_work_again(stack: Stack) 
 
 
 def test_beat_schedules_sync_runs_on_its_interval(stack: Stack) -> None:
-    beat = start_beat({**stack.env, "STORE_SYNC_INTERVAL_SECONDS": "1"}, stack.log_dir)
+    beat = launch_beat({**stack.env, "STORE_SYNC_INTERVAL_SECONDS": "1"}, stack.log_dir)
     stack.extra.append(beat)
     try:
         ops = [stack.update("SKU-BEAT", 1) for _ in range(3)]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.store import start_store_api
 from loadtests.thresholds import aggregated_from_csv
 from tests.support.processes import REPO_ROOT
-from tests.support.store import start_store_api
 
 pytestmark = pytest.mark.load
 

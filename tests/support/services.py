@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from chaos.toxiproxy import ToxiproxyClient, ToxiproxyError
-from tests.support.processes import REPO_ROOT, port_open, require
+from harness.processes import port_open
+from tests.support.processes import REPO_ROOT, require
 
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 DEFAULT_TOXIPROXY_URL = "http://127.0.0.1:8474"

@@ -9,7 +9,6 @@ Each stack gets its own SQLite files, its own central_sim, and its own sync queu
 queue is deleted on `stop()`.
 """
 
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -18,11 +17,19 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from kombu import Connection, Exchange, Queue
 
-from tests.support.central import CentralSim, sim_env
-from tests.support.processes import ManagedProcess, free_port, uvicorn_argv, wait_http_ok
-from tests.support.store import StoreApi, store_env
+from harness.broker import delete_queue
+from harness.central import CentralSim, launch_central
+from harness.processes import Process
+from harness.store import (
+    StoreApi,
+    launch_store_api,
+    launch_worker,
+    private_queue,
+    start_worker,
+    store_env,
+    wait_worker_ready,
+)
 
 T = TypeVar("T")
 
@@ -32,7 +39,8 @@ FINAL = {"synced", "rejected", "discarded"}
 def wait_for(
     what: str, probe: Callable[[], T | None], *, timeout: float = 30.0, every: float = 0.2
 ) -> T:
-    """Poll `probe` until it returns something truthy, or fail after `timeout` seconds."""
+    """Poll `probe` until it returns something truthy (and return it), or fail after
+    `timeout` seconds."""
     deadline = time.monotonic() + timeout
     last: T | None = None
     while time.monotonic() < deadline:
@@ -43,60 +51,16 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-def celery_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "celery", "-A", "store_service.worker", *args]
-
-
-def launch_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> ManagedProcess:
-    """Start a Celery worker (solo pool: SIGKILL kills the run itself); see `wait_worker`."""
-    node = f"{name}-{uuid.uuid4().hex[:6]}@localhost"
-    argv = celery_argv("worker", "--pool=solo", "--without-mingle", "--without-gossip", "-n", node)
-    return ManagedProcess(name, argv, env=env, log_dir=log_dir).start()
-
-
-def start_worker(env: dict[str, str], log_dir: Path, name: str = "worker") -> ManagedProcess:
-    log_path = log_dir / f"{name}.log"
-    offset = log_path.stat().st_size if log_path.exists() else 0
-    process = launch_worker(env, log_dir, name)
-    _wait_ready_after(process, offset)
-    return process
-
-
-def _wait_ready_after(process: ManagedProcess, offset: int, timeout: float = 40.0) -> None:
-    def ready() -> bool:
-        if not process.alive():
-            raise RuntimeError(f"{process.name} exited:\n{process.log_tail()}")
-        with process.log_path.open("rb") as log:
-            log.seek(offset)
-            return b" ready." in log.read()
-
-    wait_for(f"{process.name} ready", ready, timeout=timeout)
-
-
-def start_beat(env: dict[str, str], log_dir: Path) -> ManagedProcess:
-    return ManagedProcess(
-        "beat", celery_argv("beat", "--loglevel=INFO"), env=env, log_dir=log_dir
-    ).start()
-
-
-def delete_queue(broker_url: str, name: str) -> None:
-    """Remove a test's quorum queue and exchange (they are durable: they would pile up)."""
-    with Connection(broker_url, connect_timeout=5) as conn:
-        channel = conn.default_channel
-        Queue(name, Exchange(name, type="topic"), routing_key=name).bind(channel).delete()
-        Exchange(name, type="topic").bind(channel).delete()
-
-
 @dataclass
 class Stack:
     tmp_path: Path
     broker_url: str
     central: CentralSim
     api: StoreApi
-    worker: ManagedProcess | None
+    worker: Process | None
     env: dict[str, str]
     http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
-    extra: list[ManagedProcess] = field(default_factory=list)
+    extra: list[Process] = field(default_factory=list)
     counter: int = 0
 
     @property
@@ -209,7 +173,7 @@ class Stack:
         assert item["quantity"] == quantity + item["pending_delta"], (item, quantity)
 
     # processes
-    def start_worker(self, name: str = "worker", **overrides: str) -> ManagedProcess:
+    def start_worker(self, name: str = "worker", **overrides: str) -> Process:
         """Start a worker (stopping the current one), with extra environment if given."""
         if self.worker is not None:
             self.worker.stop()
@@ -237,35 +201,24 @@ class Stack:
 
 def start_stack(tmp_path: Path, broker_url: str, *, worker: bool = True, **overrides: str) -> Stack:
     """central_sim + store API + (optionally) a worker, started side by side, then awaited."""
-    central_env, admin_token, services = sim_env(tmp_path)
-    central_port, api_port = free_port(), free_port()
     log_dir = tmp_path / "logs"
-    central_process = ManagedProcess(
-        "central_sim",
-        uvicorn_argv("central_sim.main:app", central_port),
-        env=central_env,
-        log_dir=log_dir,
-    ).start()
-    central = CentralSim(central_process, f"http://127.0.0.1:{central_port}", admin_token, services)
+    central = launch_central(tmp_path, log_dir=log_dir)
     env = store_env_for(
         tmp_path / "store.db",
         broker_url=broker_url,
         central_url=central.base_url,
-        secret=services["inventory-service"],
+        secret=central.services["inventory-service"],
         **overrides,
     )
-    api_process = ManagedProcess(
-        "store-api", uvicorn_argv("store_service.main:app", api_port), env=env, log_dir=log_dir
-    ).start()
-    api = StoreApi(api_process, f"http://127.0.0.1:{api_port}", tmp_path / "store.db", env)
+    api = launch_store_api(tmp_path, env=env, log_dir=log_dir)
     stack = Stack(tmp_path, broker_url, central, api, None, env)
     try:
         if worker:
             stack.worker = launch_worker(env, log_dir)
-        wait_http_ok(f"{central.base_url}/health", central_process)
-        wait_http_ok(f"{api.base_url}/v1/local/sync/summary", api_process)
+        central.wait_ready()
+        api.wait_ready()
         if stack.worker is not None:
-            _wait_ready_after(stack.worker, 0)
+            wait_worker_ready(stack.worker)
     except BaseException:
         stack.stop()
         raise
@@ -278,7 +231,7 @@ def store_env_for(
     """A store process's environment for the stack, with short timeouts and backoff."""
     defaults = {
         "STORE_BROKER_URL": broker_url,
-        "STORE_SYNC_QUEUE": f"store.sync.test-{uuid.uuid4().hex[:10]}",
+        "STORE_SYNC_QUEUE": private_queue(),
         "STORE_CENTRAL_URL": central_url,
         "STORE_CENTRAL_SERVICE_NAME": "inventory-service",
         "STORE_CENTRAL_SERVICE_SECRET": secret,

@@ -18,7 +18,7 @@ SKUS = [f"SKU-{n:05d}" for n in range(1, 6)]
 
 
 def _database(path: Path) -> sqlite3.Connection:
-    db.migrate(Settings(database_url=f"sqlite:///{path}", data_dir=str(path.parent)))
+    db.migrate(Settings(database_url=f"sqlite:///{path}", data_dir=path.parent))
     conn = db.connect(path)
     # Some SKUs already exist, some with central's view, so every branch is reached.
     conn.execute(

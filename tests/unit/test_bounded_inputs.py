@@ -36,7 +36,7 @@ def _journal_and_stock(sim: TestClient) -> tuple[object, object]:
     return journal, stock
 
 
-def _assert_problem(response, statuses: set[int]) -> None:  # type: ignore[no-untyped-def]
+def _assert_problem(response, statuses: set[int]) -> None:
     assert response.status_code in statuses, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
 

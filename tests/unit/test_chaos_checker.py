@@ -158,7 +158,7 @@ def test_stuck_changes_are_non_final() -> None:
 
 def test_a_parked_change_without_a_reason_is_non_final() -> None:
     obs = clean()
-    changes = [*obs.changes[:3], change("p", 3, "conflict")]
+    changes: list[dict[str, Any]] = [*map(dict, obs.changes[:3]), change("p", 3, "conflict")]
     result = check(dataclasses.replace(obs, changes=changes))
     assert result.non_final == ["p: conflict without a reason"]
     changes[-1]["resolution"] = "rebase_exhausted"

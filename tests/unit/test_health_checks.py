@@ -4,21 +4,25 @@ network probes are cached so health polling cannot hammer central or the broker.
 import asyncio
 from pathlib import Path
 
-from store_service.api.health import DEGRADED, DOWN, OK, HealthChecker, Probe, http_status
+from store_service.api.health import (
+    DEGRADED,
+    DOWN,
+    OK,
+    HealthChecker,
+    HealthStatus,
+    Probe,
+    http_status,
+)
 from store_service.config import Settings
 from store_service.storage import db
+from tests.support.store_db import make_settings
 
 
 def _settings(tmp_path: Path, **overrides: object) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{tmp_path / 'store.db'}",
-        data_dir=tmp_path,
-        central_url="http://127.0.0.1:9",
-        **overrides,
-    )
+    return make_settings(tmp_path / "store.db", central_url="http://127.0.0.1:9", **overrides)
 
 
-def _ok(_settings: Settings) -> tuple[str, str | None]:
+def _ok(_settings: Settings) -> tuple[HealthStatus, str | None]:
     return OK, None
 
 
@@ -59,7 +63,7 @@ async def test_a_probe_that_raises_is_down_without_leaking_a_url(tmp_path: Path)
     settings = _settings(tmp_path)
     await asyncio.to_thread(db.migrate, settings)
 
-    def broken(_settings: Settings) -> tuple[str, str | None]:
+    def broken(_settings: Settings) -> tuple[HealthStatus, str | None]:
         raise OSError("cannot reach amqp://guest:s3cret@broker:5672//")
 
     _status, components = await HealthChecker(settings, _probes(broker=broken)).check()
@@ -73,7 +77,7 @@ async def test_network_probes_are_reused_within_the_cache_window(tmp_path: Path)
     calls = {"central": 0, "broker": 0}
 
     def counting(name: str) -> Probe:
-        def probe(_settings: Settings) -> tuple[str, str | None]:
+        def probe(_settings: Settings) -> tuple[HealthStatus, str | None]:
             calls[name] += 1
             return OK, None
 

@@ -16,7 +16,7 @@ from store_service.storage.tables import metadata
 
 
 def _migrated(tmp_path: Path) -> Settings:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", data_dir=str(tmp_path))
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", data_dir=tmp_path)
     db.migrate(settings)
     return settings
 

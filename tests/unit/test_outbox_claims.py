@@ -123,7 +123,7 @@ def test_operator_discard_finalizes_a_conflict(conn: sqlite3.Connection) -> None
 
 
 @pytest.mark.parametrize("action", [outbox.retry_change, outbox.discard_change])
-def test_operator_actions_need_a_conflict(conn: sqlite3.Connection, action) -> None:  # type: ignore[no-untyped-def]
+def test_operator_actions_need_a_conflict(conn: sqlite3.Connection, action) -> None:
     local_update(conn, "A", 1, "op", now=100)
     with pytest.raises(ChangeNotInConflict):
         action(conn, "op", now=300)

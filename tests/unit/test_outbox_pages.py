@@ -4,16 +4,19 @@ import sqlite3
 
 import pytest
 
+from store_service.domain import ChangeState
 from store_service.storage import outbox
 from tests.support.store_db import local_update
 
 
-def _all_pages(conn: sqlite3.Connection, **filters: str) -> list[tuple[list[str], int | None]]:
+def _all_pages(
+    conn: sqlite3.Connection, *, status: ChangeState | None = None, sku: str | None = None
+) -> list[tuple[list[str], int | None]]:
     pages: list[tuple[list[str], int | None]] = []
     after_id: int | None = 0
     while after_id is not None and len(pages) < 50:
         items, after_id = outbox.list_changes(
-            conn, status=filters.get("status"), sku=filters.get("sku"), after_id=after_id, limit=2
+            conn, status=status, sku=sku, after_id=after_id, limit=2
         )
         pages.append(([item["operation_id"] for item in items], after_id))
     return pages
@@ -22,7 +25,7 @@ def _all_pages(conn: sqlite3.Connection, **filters: str) -> list[tuple[list[str]
 def test_pages_by_status_are_full_until_the_last(conn: sqlite3.Connection) -> None:
     for n in range(5):
         local_update(conn, "A" if n % 2 else "B", 1, f"op-{n}", now=100 + n)
-    pages = _all_pages(conn, status="pending")
+    pages = _all_pages(conn, status=ChangeState.PENDING)
     assert [ids for ids, _next in pages] == [["op-0", "op-1"], ["op-2", "op-3"], ["op-4"]]
     assert pages[-1][1] is None
 
@@ -48,12 +51,12 @@ def test_a_sku_page_may_be_empty_while_more_follow(
     monkeypatch.setattr(outbox, "SKU_SCAN_WINDOW", 2)
     for n, sku in enumerate(["O", "O", "O", "O", "X"], start=1):
         local_update(conn, sku, 1, f"op-{n}", now=100 + n)
-    pages = _all_pages(conn, sku="X", status="pending")
+    pages = _all_pages(conn, sku="X", status=ChangeState.PENDING)
     assert pages == [([], 2), ([], 4), (["op-5"], None)]
 
 
 def test_a_sku_page_without_a_full_window_ends_the_listing(conn: sqlite3.Connection) -> None:
     for n, sku in enumerate(["X", "O", "X"], start=1):
         local_update(conn, sku, 1, f"op-{n}", now=100 + n)
-    assert _all_pages(conn, sku="X", status="synced") == [([], None)]
+    assert _all_pages(conn, sku="X", status=ChangeState.SYNCED) == [([], None)]
     assert _all_pages(conn, sku="X") == [(["op-1", "op-3"], 3), ([], None)]

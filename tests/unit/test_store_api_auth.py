@@ -47,7 +47,7 @@ def _update_body() -> dict[str, object]:
     return {"delta": 1, "operation_id": str(uuid.uuid4())}
 
 
-def assert_unauthorized(response) -> None:  # type: ignore[no-untyped-def]
+def assert_unauthorized(response) -> None:
     assert response.status_code == 401, response.text
     assert response.headers["content-type"] == PROBLEM
     assert response.headers["www-authenticate"].startswith("Bearer")

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from harness.processes import free_port
 from store_service.api.app import create_app
 from store_service.api.deps import StoreRuntime
 from store_service.sync.central import CentralClient
 from store_service.sync.publisher import SyncPublisher
-from tests.support.processes import free_port
 from tests.support.store_db import make_settings
 
 

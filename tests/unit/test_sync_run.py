@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from store_service.config import Settings
+from store_service.domain import ItemOutcome
 from store_service.storage import outbox
 from store_service.storage.db import transaction
 from store_service.sync import lease, state
@@ -43,7 +44,7 @@ def test_every_change_is_synced_and_central_holds_the_sums(
         local_update(conn, sku, delta, f"op-{i}")
     report = run_sync(settings, client=central)
     assert report.stopped_reason == "drained"
-    assert report.outcomes["applied"] == 5
+    assert report.outcomes[ItemOutcome.APPLIED] == 5
     assert {status_of(conn, f"op-{i}") for i in range(5)} == {"synced"}
     assert central.levels() == {"A": (4, 3), "B": (43, 6)}
     assert (item_row(conn, "A")["quantity"], item_row(conn, "A")["central_version"]) == (4, 3)
@@ -105,7 +106,7 @@ def test_a_lost_response_is_resent_and_applied_once(
     assert status_of(conn, "op") == "pending"
     clock.now += 3600
     report = run_sync(settings, client=central, now=clock)
-    assert report.outcomes["duplicate"] == 1
+    assert report.outcomes[ItemOutcome.DUPLICATE] == 1
     change = change_row(conn, "op")
     assert (change["status"], change["resolution"]) == ("synced", "duplicate")
     assert central.applied() == [("op", "A", 4)]
@@ -204,8 +205,8 @@ def test_business_refusals_park_and_bad_items_are_rejected(
     local_update(conn, "A", -5, "too-many")
     local_update(conn, "bad sku", 1, "invalid")  # central's SKU rule has no spaces
     report = run_sync(settings, client=central)
-    assert report.outcomes["parked"] == 1
-    assert report.outcomes["rejected"] == 1
+    assert report.outcomes[ItemOutcome.PARKED] == 1
+    assert report.outcomes[ItemOutcome.REJECTED] == 1
     parked = change_row(conn, "too-many")
     assert (parked["status"], parked["resolution"]) == ("conflict", "insufficient_stock")
     rejected = change_row(conn, "invalid")

@@ -29,7 +29,7 @@ def _insert_then_fail(conn: sqlite3.Connection, key: str) -> None:
 
 
 @pytest.fixture
-def writer(tmp_path: Path):  # type: ignore[no-untyped-def]
+def writer(tmp_path: Path):
     path = tmp_path / "w.db"
     _make_table(path)
     w = Writer(path).start()
@@ -37,7 +37,7 @@ def writer(tmp_path: Path):  # type: ignore[no-untyped-def]
     w.stop()
 
 
-async def test_concurrent_jobs_share_commits_and_all_land(writer) -> None:  # type: ignore[no-untyped-def]
+async def test_concurrent_jobs_share_commits_and_all_land(writer) -> None:
     w, path = writer
     keys = await asyncio.gather(*(w.run(_insert, f"k{i}", i) for i in range(300)))
     assert sorted(keys) == sorted(f"k{i}" for i in range(300))
@@ -46,7 +46,7 @@ async def test_concurrent_jobs_share_commits_and_all_land(writer) -> None:  # ty
     assert rows == (300, sum(range(300)))
 
 
-async def test_a_failing_job_leaves_no_trace_and_does_not_sink_its_batch(writer) -> None:  # type: ignore[no-untyped-def]
+async def test_a_failing_job_leaves_no_trace_and_does_not_sink_its_batch(writer) -> None:
     w, path = writer
     results = await asyncio.gather(
         w.run(_insert, "a", 1),
@@ -61,7 +61,7 @@ async def test_a_failing_job_leaves_no_trace_and_does_not_sink_its_batch(writer)
     assert keys == {"a", "c"}
 
 
-async def test_a_constraint_violation_is_returned_to_its_caller_only(writer) -> None:  # type: ignore[no-untyped-def]
+async def test_a_constraint_violation_is_returned_to_its_caller_only(writer) -> None:
     w, _path = writer
     await w.run(_insert, "dup", 1)
     with pytest.raises(sqlite3.IntegrityError):
@@ -69,13 +69,13 @@ async def test_a_constraint_violation_is_returned_to_its_caller_only(writer) -> 
     assert await w.run(_insert, "after", 3) == "after"
 
 
-def test_blocking_callers_are_served_too(writer) -> None:  # type: ignore[no-untyped-def]
+def test_blocking_callers_are_served_too(writer) -> None:
     w, path = writer
     assert w.run_blocking(_insert, "x", 9) == "x"
     assert sqlite3.connect(path).execute("SELECT v FROM t WHERE k='x'").fetchone() == (9,)
 
 
-def test_a_stopped_writer_refuses_work(writer) -> None:  # type: ignore[no-untyped-def]
+def test_a_stopped_writer_refuses_work(writer) -> None:
     w, _path = writer
     w.stop()
     with pytest.raises(WriterClosed):
@@ -88,7 +88,7 @@ def test_the_database_is_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
-async def test_loop_jobs_wait_out_another_process_holding_the_write_lock(writer) -> None:  # type: ignore[no-untyped-def]
+async def test_loop_jobs_wait_out_another_process_holding_the_write_lock(writer) -> None:
     """The loop never sleeps on the lock: the batch moves to the writer thread, which waits."""
     w, path = writer
     other = sqlite3.connect(path, isolation_level=None)
@@ -106,7 +106,7 @@ async def test_loop_jobs_wait_out_another_process_holding_the_write_lock(writer)
     assert count == 21
 
 
-async def test_blocking_and_loop_callers_at_once_all_land(writer) -> None:  # type: ignore[no-untyped-def]
+async def test_blocking_and_loop_callers_at_once_all_land(writer) -> None:
     w, path = writer
 
     def blocking_callers() -> list[str]:
@@ -145,7 +145,7 @@ def _insert_many_then_fail(conn: sqlite3.Connection, calls: object) -> list[tupl
     raise RuntimeError("a bug half-way through the batch")
 
 
-async def test_a_failing_batched_call_falls_back_to_one_job_at_a_time(writer) -> None:  # type: ignore[no-untyped-def]
+async def test_a_failing_batched_call_falls_back_to_one_job_at_a_time(writer) -> None:
     w, path = writer
     job = Batchable(one=_insert, many=_insert_many_then_fail)
     keys = await asyncio.gather(*(w.run(job, f"b{i}", i) for i in range(30)))
@@ -155,14 +155,14 @@ async def test_a_failing_batched_call_falls_back_to_one_job_at_a_time(writer) ->
 
 
 def test_a_failed_batch_on_the_thread_fails_its_jobs_and_the_writer_goes_on(
-    writer,  # type: ignore[no-untyped-def]
+    writer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     w, path = writer
     real_run_jobs = writer_module._run_jobs
     failures = iter([sqlite3.OperationalError("disk I/O error")])
 
-    def run_jobs_failing_once(conn: sqlite3.Connection, jobs: list) -> list:  # type: ignore[type-arg]
+    def run_jobs_failing_once(conn: sqlite3.Connection, jobs: list) -> list:
         error = next(failures, None)
         if error is not None:
             conn.execute("SAVEPOINT batch")
@@ -192,7 +192,7 @@ def _rows_in_database_file(path: Path, tmp_path: Path) -> int:
 
 
 async def test_commits_reach_the_database_file_through_background_checkpoints(
-    writer,  # type: ignore[no-untyped-def]
+    writer,
     tmp_path: Path,
 ) -> None:
     w, path = writer

@@ -4,6 +4,8 @@ See `store_service.api.health` for the components and the ok/degraded/down mappi
 503, `ok` and `degraded` are 200 (a degraded store still takes updates and keeps them locally).
 """
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
 from store_service.api.deps import RuntimeDep, StoreRuntime
@@ -26,7 +28,9 @@ async def live() -> Liveness:
     return Liveness()
 
 
-_READY_RESPONSES = {503: {"model": HealthReport, "description": "The database is down."}}
+_READY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"model": HealthReport, "description": "The database is down."}
+}
 
 
 @router.get(

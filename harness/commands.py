@@ -1,0 +1,42 @@
+"""The command line of each part of the system, as the harness starts them.
+
+Servers bind to 127.0.0.1 and log no access lines (request metrics are in /metrics).
+"""
+
+import sys
+
+STORE_APP = "store_service.main:app"
+CENTRAL_APP = "central_sim.main:app"
+
+
+def uvicorn_argv(app: str, port: int, *, host: str = "127.0.0.1") -> list[str]:
+    """uvicorn serving `app` (the store API or central_sim) on host:port."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--no-access-log",
+    ]
+
+
+def store_api_argv(port: int, *, host: str = "127.0.0.1") -> list[str]:
+    """The store API as deployed: `python -m store_service.serve` (JSON logs from line one)."""
+    return [sys.executable, "-m", "store_service.serve", "--host", host, "--port", str(port)]
+
+
+def celery_argv(*args: str) -> list[str]:
+    """`celery -A store_service.worker ...` (a worker or beat of the store)."""
+    return [sys.executable, "-m", "celery", "-A", "store_service.worker", *args]
+
+
+def worker_argv(node: str, *, pool: str = "solo") -> list[str]:
+    """A store worker; the solo pool runs the task in the main process, so SIGKILL kills the
+    run itself (what the chaos scenarios need)."""
+    return celery_argv(
+        "worker", f"--pool={pool}", "--without-mingle", "--without-gossip", "-n", node
+    )
