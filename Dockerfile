@@ -12,7 +12,7 @@ COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-default-groups --no-install-project
 COPY README.md alembic.ini ./
-COPY problem_details ./problem_details
+COPY http_edge ./http_edge
 COPY store_service ./store_service
 COPY central_sim ./central_sim
 COPY chaos ./chaos

@@ -17,14 +17,14 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
 
 from central_sim.api import health, inventory, sim, tokens
-from central_sim.body_limit import BodyLimitMiddleware
 from central_sim.config import Settings, load_settings
 from central_sim.logs import configure_logging
 from central_sim.metrics import Metrics
-from central_sim.problems import PROBLEM_JSON, install_problem_handlers
+from central_sim.problems import PROBLEM_JSON, PROBLEMS, install_problem_handlers
 from central_sim.request_ids import RequestIdLogContext
 from central_sim.runtime import open_runtime
 from central_sim.schemas import BulkItem
+from http_edge.body_limit import BodySizeLimitMiddleware
 
 log = structlog.get_logger("central_sim")
 DEFAULT_MAX_BODY_BYTES = 1_048_576
@@ -71,7 +71,7 @@ def create_app(
         runtime = getattr(app.state, "runtime", None)
         return runtime.settings.max_body_bytes if runtime else DEFAULT_MAX_BODY_BYTES
 
-    app.add_middleware(BodyLimitMiddleware, limit=body_limit)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=body_limit, problems=PROBLEMS)
     app.add_middleware(RequestIdLogContext)
     for router in (tokens.router, inventory.router, sim.router, health.router):
         app.include_router(router)

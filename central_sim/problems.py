@@ -1,4 +1,4 @@
-"""central_sim's problem documents (RFC 9457, built by `problem_details`, the same shape as
+"""central_sim's problem documents (RFC 9457, built by `http_edge.problems`, the same shape as
 the store's): its `type` base URI, the documented Problem schema, and the handlers."""
 
 import re
@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from pydantic import ConfigDict, Field
 
-from problem_details import PROBLEM_JSON, ProblemError, Problems
-from problem_details import Problem as BaseProblem
+from http_edge.problems import PROBLEM_JSON, ProblemError, Problems
+from http_edge.problems import Problem as BaseProblem
 
 __all__ = ["PROBLEMS", "PROBLEM_JSON", "Problem", "ProblemError", "problem_responses"]
 

@@ -16,11 +16,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -154,6 +155,31 @@ class Process:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def poll(
+    what: str,
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    process: Process | None = None,
+    every: float = 0.1,
+) -> T:
+    """Call `probe` until it returns something truthy, and return that; fail with the process's
+    log tail if it dies or time runs out. The harness's only way to wait: no fixed sleeps."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        if process is not None and not process.alive():
+            raise RuntimeError(
+                f"{process.name} exited while waiting for {what}:\n{process.log_tail()}"
+            )
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    tail = process.log_tail() if process is not None else ""
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n{tail}")
+
+
 def wait_until(
     what: str,
     probe: Callable[[], object],
@@ -162,21 +188,8 @@ def wait_until(
     process: Process | None = None,
     every: float = 0.1,
 ) -> None:
-    """Poll `probe` until it returns something truthy; fail with the process's log tail if it
-    dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        if process is not None and not process.alive():
-            raise RuntimeError(
-                f"{process.name} exited while waiting for {what}:\n{process.log_tail()}"
-            )
-        last = probe()
-        if last:
-            return
-        time.sleep(every)
-    tail = process.log_tail() if process is not None else ""
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})\n{tail}")
+    """`poll` for a condition (the value is not needed)."""
+    poll(what, probe, timeout=timeout, process=process, every=every)
 
 
 def http_ok(url: str) -> Callable[[], bool]:

@@ -254,37 +254,28 @@ class SelectedShape(LoadTestShape):
         return stage_at(self.stages, self.get_run_time())
 
 
+# Threshold options: (flag, type, Thresholds field, environment variable, help).
+THRESHOLD_OPTIONS: tuple[tuple[str, type, str, str, str], ...] = (
+    ("--p95-ms", float, "p95_ms", "LOAD_P95_MS", "fail the run when p95 exceeds this (ms)"),
+    ("--p99-ms", float, "p99_ms", "LOAD_P99_MS", "fail the run when p99 exceeds this (ms)"),
+    (
+        "--max-failure-ratio",
+        float,
+        "max_failure_ratio",
+        "LOAD_MAX_FAILURE_RATIO",
+        "fail above this failure ratio",
+    ),
+    ("--min-requests", int, "min_requests", "LOAD_MIN_REQUESTS", "fail with fewer requests"),
+)
+
+
 @events.init_command_line_parser.add_listener
 def _threshold_options(parser: Any) -> None:
     default = Thresholds.from_env()
-    parser.add_argument(
-        "--p95-ms",
-        type=float,
-        default=default.p95_ms,
-        env_var="LOAD_P95_MS",
-        help="fail the run when p95 exceeds this (ms)",
-    )
-    parser.add_argument(
-        "--p99-ms",
-        type=float,
-        default=default.p99_ms,
-        env_var="LOAD_P99_MS",
-        help="fail the run when p99 exceeds this (ms)",
-    )
-    parser.add_argument(
-        "--max-failure-ratio",
-        type=float,
-        default=default.max_failure_ratio,
-        env_var="LOAD_MAX_FAILURE_RATIO",
-        help="fail above this failure ratio",
-    )
-    parser.add_argument(
-        "--min-requests",
-        type=int,
-        default=default.min_requests,
-        env_var="LOAD_MIN_REQUESTS",
-        help="fail with fewer requests",
-    )
+    for flag, kind, field, env_var, help_text in THRESHOLD_OPTIONS:
+        parser.add_argument(
+            flag, type=kind, default=getattr(default, field), env_var=env_var, help=help_text
+        )
 
 
 @events.quitting.add_listener

@@ -10,13 +10,14 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 
-from problem_details import Problem
+from http_edge.body_limit import BodySizeLimitMiddleware
+from http_edge.problems import Problem
 from store_service.api.auth import ApiKeys, api_key_dependency, declare_security
 from store_service.api.deps import StoreRuntime
 from store_service.api.health import HealthChecker
 from store_service.api.metrics import install_metrics
-from store_service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from store_service.api.problems import install_problem_handlers
+from store_service.api.middleware import RequestIdMiddleware
+from store_service.api.problems import PROBLEMS, install_problem_handlers
 from store_service.api.routes import changes as change_routes
 from store_service.api.routes import health as health_routes
 from store_service.api.routes import inventory as inventory_routes
@@ -101,7 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(change_routes.router, dependencies=v1_dependencies)
     app.include_router(sync_routes.router, dependencies=v1_dependencies)
     app.include_router(health_routes.router)  # unauthenticated: probes and load balancers
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, problems=PROBLEMS
+    )
     app.add_middleware(RequestIdMiddleware)
     install_metrics(app, settings)  # last: its middleware is outermost and sees every answer
     _declare_problem_schema(app, secured=bool(keys), anonymous_reads=anonymous_reads)

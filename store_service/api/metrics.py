@@ -11,7 +11,7 @@ series are the ones it exported: `store_http_requests_total{handler,method,statu
 Update outcomes are counted in the same pass, from what the route and the problem handlers
 produced: 200 is `applied`, or `replayed` with `Idempotent-Replayed: true`; a problem is
 classified by the slug the problem handler records on the request state
-(`problem_details.SLUG_STATE`): `version_conflict`, `insufficient_stock`; any other 4xx is
+(`http_edge.problems.SLUG_STATE`): `version_conflict`, `insufficient_stock`; any other 4xx is
 `invalid`; a 5xx is `error`. Nothing is counted inside the writer.
 
 Each app has its own registry (tests build many apps in one process).

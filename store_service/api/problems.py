@@ -1,9 +1,9 @@
-"""The store API's problem documents (RFC 9457, built by `problem_details`): its `type` base
+"""The store API's problem documents (RFC 9457, built by `http_edge.problems`): its `type` base
 URI, and the one table that says which problem each refusal of the store becomes."""
 
 from fastapi import FastAPI
 
-from problem_details import (
+from http_edge.problems import (
     PROBLEM_JSON,
     SLUG_STATE,
     ProblemError,

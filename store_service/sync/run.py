@@ -312,19 +312,23 @@ class _Run:
     ) -> ItemOutcome:
         """Record one item that central did not apply; returns its outcome."""
         conn, settings = self.conn, self.settings
+
+        def park(resolution: Resolution, error: str, outcome: ItemOutcome) -> ItemOutcome:
+            outbox.mark_conflict(
+                conn,
+                change.id,
+                sent_version=item.version,
+                central_version=result.version,
+                resolution=resolution,
+                error=error,
+                now=now,
+            )
+            return outcome
+
         if result.status is ItemStatus.REJECTED:
             reason = result.reason or "rejected"
             if reason in PARKED_REASONS:
-                outbox.mark_conflict(
-                    conn,
-                    change.id,
-                    sent_version=item.version,
-                    central_version=result.version,
-                    resolution=Resolution(reason),
-                    error=f"central refused: {reason}",
-                    now=now,
-                )
-                return ItemOutcome.PARKED
+                return park(Resolution(reason), f"central refused: {reason}", ItemOutcome.PARKED)
             outbox.mark_rejected(conn, change.id, sent_version=item.version, reason=reason, now=now)
             return ItemOutcome.REJECTED
         # A version conflict.
@@ -339,28 +343,12 @@ class _Run:
             )
             return ItemOutcome.DISCARDED
         if strategy is ConflictStrategy.MANUAL:
-            outbox.mark_conflict(
-                conn,
-                change.id,
-                sent_version=item.version,
-                central_version=result.version,
-                resolution=Resolution.MANUAL,
-                error=f"version conflict: sent {item.version}, central at {result.version}",
-                now=now,
-            )
-            return ItemOutcome.CONFLICT
+            error = f"version conflict: sent {item.version}, central at {result.version}"
+            return park(Resolution.MANUAL, error, ItemOutcome.CONFLICT)
         counted = change.sku not in chain_broken
         if counted and change.rebases + 1 > settings.rebase_max_attempts:
-            outbox.mark_conflict(
-                conn,
-                change.id,
-                sent_version=item.version,
-                central_version=result.version,
-                resolution=Resolution.REBASE_EXHAUSTED,
-                error=f"still conflicting after {change.rebases} rebases",
-                now=now,
-            )
-            return ItemOutcome.CONFLICT
+            error = f"still conflicting after {change.rebases} rebases"
+            return park(Resolution.REBASE_EXHAUSTED, error, ItemOutcome.CONFLICT)
         outbox.mark_rebased(
             conn, change.id, central_version=result.version, counted=counted, now=now
         )

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from harness.central import CentralSim
+from tests.support.stack import wait_for
 
 pytestmark = pytest.mark.integration
 PROBLEMS = "https://central-sim/problems/"
@@ -237,11 +238,13 @@ def test_token_ttl_override_shortens_new_tokens(central: Central) -> None:
         },
     ).json()
     assert issued["expires_in"] == 1
-    time.sleep(2.1)
+    bearer = {"Authorization": f"Bearer {issued['access_token']}"}
 
-    expired = central.http.get(
-        "/v1/inventory/A", headers={"Authorization": f"Bearer {issued['access_token']}"}
-    )
+    def refused() -> httpx.Response | None:
+        answer = central.http.get("/v1/inventory/A", headers=bearer)
+        return answer if answer.status_code == 401 else None
+
+    expired = wait_for("the one-second token to expire", refused, timeout=10)
 
     assert expired.status_code == 401
     assert "expired" in expired.json()["detail"]
@@ -282,7 +285,11 @@ def test_competing_writer_moves_stock_and_is_journaled(central: Central) -> None
         headers=admin,
     )
     assert started.status_code == 200, started.text
-    time.sleep(0.6)
+    wait_for(
+        "the competing writer to apply a few adjustments",
+        lambda: central.http.get("/_sim/competing-writer", headers=admin).json()["applied"] > 10,
+        timeout=10,
+    )
     stopped = central.http.delete("/_sim/competing-writer", headers=admin).json()
 
     assert stopped["running"] is False
@@ -314,8 +321,15 @@ def test_competing_writer_stops_by_itself_after_max_seconds(central: Central) ->
         },
         headers=admin,
     )
-    time.sleep(0.8)
-    state = central.http.get("/_sim/competing-writer", headers=admin).json()
+    state = wait_for(
+        "the competing writer to stop by itself",
+        lambda: (
+            (s := central.http.get("/_sim/competing-writer", headers=admin).json())["running"]
+            is False
+            and s
+        ),
+        timeout=10,
+    )
     assert state["running"] is False
     assert state["stopped_reason"] == "max_seconds"
 

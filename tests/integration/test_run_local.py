@@ -4,28 +4,28 @@ import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from harness.processes import free_port
+from harness.processes import free_port, wait_until
 from tests.support.processes import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll until `predicate` holds; a connection refused while the stack starts is a no."""
+
+    def probe() -> object:
         try:
-            if predicate():
-                return
+            return predicate()
         except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+            return False
+
+    wait_until(what, probe, timeout=timeout, every=0.3)
 
 
 def test_one_command_runs_the_stack_and_syncs_on_the_dev_broker(tmp_path: Path) -> None:

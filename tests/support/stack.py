@@ -20,7 +20,7 @@ import httpx
 
 from harness.broker import delete_queue
 from harness.central import CentralSim, launch_central
-from harness.processes import Process
+from harness.processes import Process, poll
 from harness.store import (
     StoreApi,
     launch_store_api,
@@ -39,16 +39,12 @@ FINAL = {"synced", "rejected", "discarded"}
 def wait_for(
     what: str, probe: Callable[[], T | None], *, timeout: float = 30.0, every: float = 0.2
 ) -> T:
-    """Poll `probe` until it returns something truthy (and return it), or fail after
-    `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    """Poll `probe` until it returns something truthy (and return it); an AssertionError after
+    `timeout` seconds, so a test reads as a failed expectation."""
+    try:
+        return poll(what, probe, timeout=timeout, every=every)
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 @dataclass

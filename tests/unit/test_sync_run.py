@@ -1,7 +1,6 @@
 """One sync run against an in-memory central: outcomes, strategies, failures, recovery."""
 
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from store_service.storage.db import transaction
 from store_service.sync import lease, state
 from store_service.sync.central import AuthFailure, TransientFailure
 from store_service.sync.run import backoff_delay, run_sync
+from tests.support.clock import Clock
 from tests.support.fake_central import FakeCentral
 from tests.support.store_db import (
     assert_local_view_consistent,
@@ -23,16 +23,6 @@ from tests.support.store_db import (
     make_settings,
     status_of,
 )
-
-
-class Clock:
-    def __init__(self, start: float | None = None, step: float = 0.0) -> None:
-        self.now = time.time() if start is None else start
-        self.step = step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
 
 
 def test_every_change_is_synced_and_central_holds_the_sums(
@@ -169,31 +159,33 @@ def test_rebase_gives_up_after_the_configured_attempts(
     assert_local_view_consistent(conn)
 
 
-def test_central_wins_discards_the_local_delta(conn: sqlite3.Connection, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "store.db", conflict_strategy="central_wins")
-    central = FakeCentral(conflict_next={"A": 1})
-    central.seed("A", 20, version=3)
-    learn_central(conn, "A", 20, 3)
-    local_update(conn, "A", 5, "op")
-    run_sync(settings, client=central)
-    change = change_row(conn, "op")
-    assert (change["status"], change["resolution"]) == ("discarded", "central_wins")
-    assert (item_row(conn, "A")["quantity"], item_row(conn, "A")["pending_count"]) == (20, 0)
-    assert_local_view_consistent(conn)
-
-
-def test_manual_parks_the_conflict_for_an_operator(
-    conn: sqlite3.Connection, tmp_path: Path
+@pytest.mark.parametrize(
+    ("strategy", "status", "resolution", "local"),
+    [
+        # central_wins drops the local delta: the local view is central's stock alone.
+        ("central_wins", "discarded", "central_wins", (20, 0)),
+        # manual parks it: it still counts in the local view until an operator decides.
+        ("manual", "conflict", "manual", (25, 1)),
+    ],
+)
+def test_a_conflict_is_resolved_by_the_configured_strategy(
+    conn: sqlite3.Connection,
+    tmp_path: Path,
+    strategy: str,
+    status: str,
+    resolution: str,
+    local: tuple[int, int],
 ) -> None:
-    settings = make_settings(tmp_path / "store.db", conflict_strategy="manual")
+    settings = make_settings(tmp_path / "store.db", conflict_strategy=strategy)
     central = FakeCentral(conflict_next={"A": 1})
     central.seed("A", 20, version=3)
     learn_central(conn, "A", 20, 3)
     local_update(conn, "A", 5, "op")
     run_sync(settings, client=central)
     change = change_row(conn, "op")
-    assert (change["status"], change["resolution"]) == ("conflict", "manual")
-    assert (item_row(conn, "A")["quantity"], item_row(conn, "A")["pending_delta"]) == (25, 5)
+    assert (change["status"], change["resolution"]) == (status, resolution)
+    item = item_row(conn, "A")
+    assert (item["quantity"], item["pending_count"]) == local
     assert_local_view_consistent(conn)
 
 

@@ -28,9 +28,8 @@ log = structlog.get_logger(__name__)
 
 # The update route checks its SKU itself (see update_item), with the rule SkuPath declares.
 _SKU_RE = re.compile(SKU_PATTERN)
-_SKU_ADAPTER: TypeAdapter[str] = TypeAdapter(
-    Annotated[str, StringConstraints(pattern=SKU_PATTERN, max_length=SKU_MAX_LENGTH)]
-)
+_SkuRule = Annotated[str, StringConstraints(pattern=SKU_PATTERN, max_length=SKU_MAX_LENGTH)]
+_SKU_ADAPTER: TypeAdapter[str] = TypeAdapter(_SkuRule)
 SKU_PATH_PARAMETER = {
     "name": "sku",
     "in": "path",
