@@ -63,7 +63,10 @@ class Settings(BaseSettings):
     services: Annotated[dict[str, SecretStr] | None, NoDecode] = Field(
         None, description='Service identities as JSON: {"name": "secret", ...}.'
     )
-    services_file: Path | None = Field(None, description="Path to a JSON file like SERVICES.")
+    services_file: Path | None = Field(
+        None,
+        description="Path to a JSON file shaped like SERVICES; inline SERVICES wins per name.",
+    )
     competing_writer_service: str = Field(
         "order-service", description="Identity the simulated competing writer journals as."
     )
