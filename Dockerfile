@@ -32,6 +32,8 @@ ENV PATH=/app/.venv/bin:$PATH \
     STORE_DATA_DIR=/data \
     STORE_DATABASE_URL=sqlite:////data/store.db \
     STORE_LOG_JSON=true
+# The store user (uid 10001) is created in this stage, so its name resolves in the container.
+# hadolint ignore=DL3066
 USER store
 VOLUME ["/data"]
 EXPOSE 8001 9102

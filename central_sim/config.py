@@ -42,23 +42,38 @@ class Settings(BaseSettings):
         description="SQLite URL; a file, so the simulator's state survives its restart.",
     )
     jwt_secret: SecretStr = Field(description="HS256 signing secret for access tokens.")
-    jwt_audience: str = "central-inventory"
-    jwt_issuer: str = "central-sim"
+    jwt_audience: str = Field(
+        "central-inventory", description="`aud` claim put in access tokens and required on them."
+    )
+    jwt_issuer: str = Field(
+        "central-sim", description="`iss` claim put in access tokens and required on them."
+    )
     admin_token: SecretStr = Field(description="Bearer token guarding the /_sim control API.")
-    token_ttl_seconds: int = Field(900, ge=1, le=86_400)
-    idempotency_retention_seconds: int = Field(86_400, ge=1)
-    max_batch_items: int = Field(1000, ge=1, le=100_000)
+    token_ttl_seconds: int = Field(900, ge=1, le=86_400, description="Access token lifetime.")
+    idempotency_retention_seconds: int = Field(
+        86_400,
+        ge=1,
+        description="How long an applied Idempotency-Key is remembered; older ones are purged.",
+    )
+    max_batch_items: int = Field(
+        1000, ge=1, le=100_000, description="Bulk-sync items per request (more get 413)."
+    )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Larger request bodies get 413.")
     # NoDecode: the raw string is parsed by the validator below so a bad value gets our message.
     services: Annotated[dict[str, SecretStr] | None, NoDecode] = Field(
         None, description='Service identities as JSON: {"name": "secret", ...}.'
     )
-    services_file: Path | None = Field(None, description="Path to a JSON file like SERVICES.")
+    services_file: Path | None = Field(
+        None,
+        description="Path to a JSON file shaped like SERVICES; inline SERVICES wins per name.",
+    )
     competing_writer_service: str = Field(
         "order-service", description="Identity the simulated competing writer journals as."
     )
     random_seed: int | None = Field(None, description="Seed fault dice for reproducible runs.")
-    log_level: str = "INFO"
+    log_level: str = Field(
+        "INFO", description="DEBUG, INFO, WARNING or ERROR (JSON lines; secrets never logged)."
+    )
 
     @field_validator("services", mode="before")
     @classmethod

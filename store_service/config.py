@@ -34,14 +34,20 @@ class Settings(BaseSettings):
     central_service_secret: SecretStr = Field(
         SecretStr(""), description="Secret for the identity at central (never logged)."
     )
-    central_connect_timeout_seconds: float = Field(3.0, gt=0, description="Connect timeout.")
-    central_read_timeout_seconds: float = Field(10.0, gt=0, description="Read timeout.")
+    central_connect_timeout_seconds: float = Field(
+        3.0, gt=0, description="Connect timeout for calls to central."
+    )
+    central_read_timeout_seconds: float = Field(
+        10.0, gt=0, description="Read timeout for calls to central."
+    )
     central_idempotency_window_seconds: int = Field(
         86_400, description="How long central keeps idempotency keys; older unsent changes park."
     )
 
     # Sync
-    sync_interval_seconds: float = Field(900, gt=0, description="Beat schedule for a sync run.")
+    sync_interval_seconds: float = Field(
+        900, gt=0, description="Beat schedules a sync run this often."
+    )
     sync_batch_size: int = Field(
         1000, ge=1, le=1000, description="Changes per bulk-sync call (central takes at most 1000)."
     )
