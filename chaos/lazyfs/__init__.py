@@ -43,3 +43,17 @@ Modules: `overlay` (one file's unsynced bytes), `model` (the filesystem without 
 control channel and its client), `mounting` (start, wait for, unmount a mount), and
 `__main__` (`python -m chaos.lazyfs mount --backing DIR --mount DIR --control SOCKET`).
 """
+
+from chaos.lazyfs.control import LazyFSControl, LazyFSError
+from chaos.lazyfs.model import Stats
+from chaos.lazyfs.mounting import LazyFSMount, fuse_unavailable_reason, mount_lazyfs, unmount
+
+__all__ = [
+    "LazyFSControl",
+    "LazyFSError",
+    "LazyFSMount",
+    "Stats",
+    "fuse_unavailable_reason",
+    "mount_lazyfs",
+    "unmount",
+]
