@@ -19,7 +19,14 @@ What a cut does
     kernel above the mount still caches pages and names from before, so a cut is only valid
     followed by an unmount and a remount, after killing every process that uses the mount:
 
-        kill -9 every user of the mount; mount.cut(); mount.unmount(); mount = mount_lazyfs(...)
+        mount = mount_lazyfs(backing, mountpoint, control_socket)  # waits until it answers
+        ...                                 # run the program on mountpoint, then SIGKILL it
+        stats = mount.cut()                 # or LazyFSControl(control_socket).cut()
+        mount = mount.remount()             # unmount (fusermount3 -u, -u -z) and mount again
+
+    The control socket's path must fit in 107 bytes (a Unix socket's limit). Open nothing on
+    the mount between the kill and the cut: SQLite's last connection to close checkpoints
+    with its own synchronous setting, so even a read-only check syncs what it finds.
 
     Killing the lazyfs process itself with SIGKILL is a cut too (the next mount finds only the
     synced state); SIGTERM or a plain unmount syncs everything first, as a real unmount does.

@@ -71,6 +71,10 @@ class LazyOperations:
 
     def __init__(self, model: LazyFS) -> None:
         self.model = model
+        self.started = False
+
+    def init(self, path: str) -> None:
+        self.started = True  # the kernel accepted the mount
 
     def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
         return _stat_dict(self.model.getattr(path, fh))
@@ -167,7 +171,8 @@ class LazyOperations:
 
 
 def run_fuse(model: LazyFS, mountpoint: Path, *, debug: bool = False) -> None:
-    """Serve `model` at `mountpoint` in the foreground until it is unmounted."""
+    """Serve `model` at `mountpoint` in the foreground until it is unmounted; RuntimeError
+    when the mount is refused."""
     options: dict[str, Any] = {
         "foreground": True,
         "fsname": "lazyfs",
@@ -177,4 +182,11 @@ def run_fuse(model: LazyFS, mountpoint: Path, *, debug: bool = False) -> None:
     }
     if debug:
         options["debug"] = True
-    mfusepy.FUSE(LazyOperations(model), str(mountpoint), **options)
+    operations = LazyOperations(model)
+    try:
+        mfusepy.FUSE(operations, str(mountpoint), **options)
+    except RuntimeError:
+        # libfuse reports a stop by SIGTERM, SIGINT or SIGHUP as an error (8) too; after the
+        # mount had started that is a clean unmount (destroy ran and synced).
+        if not operations.started:
+            raise
