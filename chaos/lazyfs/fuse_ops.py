@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mfusepy  # type: ignore[import-untyped]  # mfusepy ships no type information (py.typed)
+import mfusepy
 
 from chaos.lazyfs.model import Attributes, LazyFS
 
