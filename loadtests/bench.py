@@ -114,10 +114,21 @@ def start_store(label: str, workdir: Path, code_dir: Path, *, log_level: str) ->
     return Server(label, process, url, database)
 
 
+EXPORTED = ("store_service", "http_edge", "alembic.ini")
+
+
 def export_ref(ref: str, dest: Path) -> Path:
-    """The store_service of an older commit (plus this bench app) in a folder, without git state."""
+    """The store API's code at an older commit (plus this bench app) in a folder, without git
+    state: store_service, and the shared packages it imports where that commit has them."""
+    present = subprocess.run(
+        ["git", "ls-tree", "--name-only", ref, *EXPORTED],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     blob = subprocess.run(
-        ["git", "archive", "--format=tar", ref, "store_service", "alembic.ini"],
+        ["git", "archive", "--format=tar", ref, *present],
         cwd=REPO,
         check=True,
         capture_output=True,
