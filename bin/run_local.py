@@ -2,6 +2,18 @@
 """Start the whole system locally against the simulator: central_sim, store API, worker, beat.
 
     uv run python bin/run_local.py            # Ctrl-C stops everything
+    uv run python bin/run_local.py --no-demo  # without the demo catalogue
+
+The demo catalogue (on unless `--no-demo`): central_sim is seeded with a handful of SKUs it does
+not know yet (a restart keeps what they became), and the store learns them before the API
+opens, so the first update of a demo SKU can name version 1:
+
+    curl -X POST localhost:8001/v1/local/inventory/SKU-1001/update \
+      -H 'content-type: application/json' \
+      -d '{"delta": -1, "operation_id": "uuid", "version": 1}'
+
+Every child's line is JSON (prefixed with its name here); the `stack` lines are this
+launcher's own narration.
 
 Embedded defaults: SQLite files under ./data, and when STORE_BROKER_URL is unset the Celery
 worker and beat use kombu's filesystem transport under ./data/broker (development only: it never
@@ -18,14 +30,19 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 from dotenv import dotenv_values
 
-from harness.commands import CENTRAL_APP, celery_argv, store_api_argv, uvicorn_argv
+from harness.central import SimAdmin
+from harness.commands import celery_argv, central_argv, store_api_argv
 from harness.processes import REPO_ROOT, Process, http_ok, wait_until
 
 ROOT = REPO_ROOT
 STOP_TIMEOUT_SECONDS = 15.0
 START_TIMEOUT_SECONDS = 60.0
+# SKU -> central's starting quantity. Central's first version of each is 1, and the store's
+# local view of a SKU it learns starts at version 1 too (see store_service.local_view).
+DEMO_CATALOGUE = {"SKU-1001": 25, "SKU-1002": 40, "SKU-1003": 12, "SKU-2001": 8, "SKU-2002": 100}
 
 
 def stack_env(root: Path, overrides: dict[str, str]) -> dict[str, str]:
@@ -44,7 +61,8 @@ def stack_env(root: Path, overrides: dict[str, str]) -> dict[str, str]:
 def commands(args: argparse.Namespace, env: dict[str, str]) -> dict[str, list[str]]:
     data_dir = Path(env.get("STORE_DATA_DIR", "data"))
     return {
-        "central": uvicorn_argv(CENTRAL_APP, args.central_port, host=args.host),
+        # JSON logs from the first line, uvicorn's start-up lines included.
+        "central": central_argv(args.central_port, host=args.host),
         # JSON logs from the first line (logging is configured before uvicorn starts).
         "api": store_api_argv(args.api_port, host=args.host),
         "worker": celery_argv("--quiet", "worker", "--pool=threads", "--concurrency", "1",
@@ -81,6 +99,12 @@ class Stack:
     def wait_ready(self, name: str, url: str) -> None:
         wait_until(name, http_ok(url), timeout=START_TIMEOUT_SECONDS, process=self.children[name])
 
+    def run(self, what: str, argv: Sequence[str]) -> None:
+        """A one-shot command; its output is shown only if it fails."""
+        done = subprocess.run(argv, cwd=ROOT, env=self.env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"{what} failed ({done.returncode}): {done.stdout}{done.stderr}")
+
     def stop(self) -> None:
         # Producers first, central last, so the worker can finish a batch against it.
         for name in ("beat", "api", "worker", "central"):
@@ -90,11 +114,29 @@ class Stack:
         self.say("stopped")
 
 
+def seed_demo(central_url: str, env: dict[str, str]) -> None:
+    """Seed the demo SKUs central does not know yet: a restart keeps what they became."""
+    admin = SimAdmin(central_url, env["CENTRAL_SIM_ADMIN_TOKEN"])
+    try:
+        known = admin.stock()
+        for sku, quantity in DEMO_CATALOGUE.items():
+            if sku not in known:
+                admin.seed(sku, quantity)
+    finally:
+        admin.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--central-port", type=int, default=8000)
     parser.add_argument("--api-port", type=int, default=8001)
+    parser.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"seed central_sim with {', '.join(DEMO_CATALOGUE)} and refresh the store (default)",
+    )
     args = parser.parse_args(argv)
 
     central_url = f"http://{args.host}:{args.central_port}"
@@ -112,12 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cmds = commands(args, env)
     try:
-        # The schema first, so the worker never meets an unmigrated database.
-        subprocess.run(
-            [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True
-        )
+        # The schema first, so the worker never meets an unmigrated database (alembic's own
+        # text lines are shown only if it fails: every line of the stack's output is JSON).
+        stack.run("migration", [sys.executable, "-m", "alembic", "upgrade", "head"])
         stack.start("central", cmds["central"])
         stack.wait_ready("central", f"{central_url}/health")
+        if args.demo:
+            seed_demo(central_url, env)
+            stack.run("refresh", [sys.executable, "-m", "store_service.refresh", *DEMO_CATALOGUE])
+            stack.say(f"demo catalogue: {', '.join(DEMO_CATALOGUE)}")
         stack.start("api", cmds["api"])
         stack.wait_ready("api", f"http://{args.host}:{args.api_port}/v1/local/inventory")
         stack.start("worker", cmds["worker"])
@@ -131,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stack.say(f"{name} exited; stopping the rest")
                 return 1
         return 0
-    except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+    except (RuntimeError, TimeoutError, httpx.HTTPError) as exc:
         stack.say(f"start-up failed: {exc}")
         return 1
     finally:

@@ -1,70 +1,13 @@
 #!/usr/bin/env python3
-"""Exit 0 only when a Celery worker of this store answers a ping within the timeout.
+"""`python bin/worker_healthcheck.py`: the container healthcheck of `store_service.sync.healthcheck`
+(installed as the console script `store-worker-healthcheck`)."""
 
-    python bin/worker_healthcheck.py [--timeout 5] [--any-queue]
-
-Reads the store's settings from the environment (`STORE_BROKER_URL`, `STORE_SYNC_QUEUE`, ...),
-sends Celery's broadcast `ping` over the broker, then asks the workers that answered which
-queues they consume: a worker counts only if it consumes `STORE_SYNC_QUEUE` (so a shared
-broker's other stores' workers do not make this one look healthy; `--any-queue` skips that).
-The ping is answered by the worker's consumer even while a sync task runs (threads pool); a
-solo-pool worker answers between tasks only.
-
-Exit codes: 0 healthy; 1 no worker of this store answered; 2 the broker could not be reached.
-The reason is printed on one line either way (Docker keeps it in `docker inspect`).
-"""
-
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from store_service.config import Settings
-from store_service.sync.celery_app import create_celery
-
-EXIT_OK, EXIT_NO_WORKER, EXIT_BROKER = 0, 1, 2
-
-
-def check(settings: Settings, *, timeout: float, any_queue: bool) -> tuple[int, str]:
-    app = create_celery(settings)
-    try:
-        try:
-            with app.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1, timeout=timeout)
-        except Exception as exc:
-            return EXIT_BROKER, f"broker unreachable: {type(exc).__name__}: {exc}"
-        replies = app.control.ping(timeout=timeout) or []
-        names = sorted(name for reply in replies for name in reply)
-        if not names:
-            return EXIT_NO_WORKER, f"no worker answered a ping within {timeout}s"
-        if any_queue:
-            return EXIT_OK, f"ok: {', '.join(names)} answered"
-        queues = app.control.inspect(destination=names, timeout=timeout).active_queues() or {}
-        serving = sorted(
-            name
-            for name, consumed in queues.items()
-            if any(queue.get("name") == settings.sync_queue for queue in consumed or [])
-        )
-        if not serving:
-            return (
-                EXIT_NO_WORKER,
-                f"{len(names)} worker(s) answered but none consumes queue {settings.sync_queue}",
-            )
-        return EXIT_OK, f"ok: {', '.join(serving)} consume {settings.sync_queue}"
-    finally:
-        app.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait (default 5)")
-    parser.add_argument("--any-queue", action="store_true", help="any worker on the broker will do")
-    args = parser.parse_args(argv)
-    code, message = check(Settings(), timeout=args.timeout, any_queue=args.any_queue)
-    print(message, file=sys.stdout if code == EXIT_OK else sys.stderr)
-    return code
-
+from store_service.sync.healthcheck import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,20 +1,43 @@
-"""`python -m central_sim`: serve the simulator on CENTRAL_SIM_HOST:CENTRAL_SIM_PORT (8000)."""
+"""`python -m central_sim [--host H] [--port P]` (console script `central-sim`): serve the
+simulator on CENTRAL_SIM_HOST:CENTRAL_SIM_PORT (8000), the options winning over the settings.
 
+Logging is configured before uvicorn starts (`log_config=None`: uvicorn installs no handlers
+of its own), so its start-up lines are JSON like every other line.
+"""
+
+import argparse
 import sys
+from collections.abc import Sequence
 
+import structlog
 import uvicorn
 
 from central_sim.config import ConfigError, load_settings
+from central_sim.logs import configure_logging
+
+log = structlog.get_logger("central_sim")
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve central_sim with JSON logs.")
+    parser.add_argument("--host", help="bind address (default CENTRAL_SIM_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default CENTRAL_SIM_PORT, 8000)")
+    args = parser.parse_args(argv)
     try:
         settings = load_settings()
         settings.service_secrets()
     except ConfigError as exc:
-        print(f"central_sim: {exc}", file=sys.stderr)
+        configure_logging()
+        log.error("central_sim_config_invalid", error=str(exc))
         return 2
-    uvicorn.run("central_sim.main:app", host=settings.host, port=settings.port, access_log=False)
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        "central_sim.main:app",
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_config=None,
+        access_log=False,
+    )
     return 0
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from harness.commands import CENTRAL_APP, uvicorn_argv
+from harness.commands import central_argv
 from harness.processes import Process, free_port, http_ok, wait_until
 
 PAGE = 10_000
@@ -109,7 +109,7 @@ def launch_central(
     port = port or free_port()
     process = Process(
         f"central_sim-{port}",
-        uvicorn_argv(CENTRAL_APP, port),
+        central_argv(port),
         env=setup.env,
         log_dir=log_dir or workdir / "logs",
     ).start()

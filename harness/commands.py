@@ -24,6 +24,11 @@ def uvicorn_argv(app: str, port: int, *, host: str = "127.0.0.1") -> list[str]:
     ]
 
 
+def central_argv(port: int, *, host: str = "127.0.0.1") -> list[str]:
+    """central_sim as deployed: `python -m central_sim` (JSON logs from line one)."""
+    return [sys.executable, "-m", "central_sim", "--host", host, "--port", str(port)]
+
+
 def store_api_argv(port: int, *, host: str = "127.0.0.1") -> list[str]:
     """The store API as deployed: `python -m store_service.serve` (JSON logs from line one)."""
     return [sys.executable, "-m", "store_service.serve", "--host", host, "--port", str(port)]

@@ -124,6 +124,21 @@ def _shared_processors() -> list[structlog.typing.Processor]:
     ]
 
 
+def signal_safe_line(event: str, *, logger: str, level: str = "info") -> bytes:
+    """One JSON log line built without the logging machinery (no lock is taken: safe inside a
+    signal handler), in the shape of every other line."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+    fraction = int((now - int(now)) * 1_000_000)
+    line = {
+        "event": event,
+        "level": level,
+        "logger": logger,
+        "timestamp": f"{stamp}.{fraction:06d}Z",
+    }
+    return orjson.dumps(line) + b"\n"
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route structlog and the standard library (uvicorn, celery, alembic) through one renderer.
 

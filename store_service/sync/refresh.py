@@ -3,8 +3,10 @@
 A new store starts empty: this, and the sync run's own results, are how it learns central's
 stock. Command line:
 
-    uv run python -m store_service.refresh --all        # every SKU the store knows
-    uv run python -m store_service.refresh SKU [SKU …]  # the given SKUs
+    uv run store-refresh --all        # every SKU the store knows
+    uv run store-refresh SKU [SKU …]  # the given SKUs (or `python -m store_service.refresh`)
+
+Its warnings are JSON log lines; the summary is the command's answer, printed as text.
 """
 
 import argparse
@@ -18,6 +20,7 @@ import structlog
 from store_service.config import Settings, get_settings
 from store_service.domain import ItemState
 from store_service.local_view import reconcile
+from store_service.logs import configure_logging
 from store_service.storage import items
 from store_service.storage.db import connect, transaction
 from store_service.sync.central import CentralAuthFailed, CentralClient, CentralUnavailable
@@ -65,8 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.all == bool(args.skus):
         parser.error("give SKUs or --all (not both)")
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
     try:
-        refreshed, failed = refresh_many(get_settings(), None if args.all else args.skus)
+        refreshed, failed = refresh_many(settings, None if args.all else args.skus)
     except CentralAuthFailed as exc:
         print(f"central refused the store's credentials: {exc}", file=sys.stderr)
         return 2
