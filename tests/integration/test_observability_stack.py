@@ -6,6 +6,7 @@ without stopping the shared RabbitMQ; central_sim is our own process, stopped an
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -21,13 +22,14 @@ from harness.commands import celery_argv
 from harness.processes import Process, free_port
 from harness.store import wait_worker_ready
 from tests.support.metrics import Scrape, scrape
-from tests.support.processes import REPO_ROOT, require
+from tests.support.processes import require
 from tests.support.services import TOXIPROXY_SCRIPT, toxiproxy_url
 from tests.support.stack import Stack, start_stack, wait_for
 
 pytestmark = pytest.mark.integration
 
-HEALTHCHECK = REPO_ROOT / "bin" / "worker_healthcheck.py"
+# The console script a deployment runs (bin/worker_healthcheck.py is the same from a checkout).
+HEALTHCHECK = Path(sys.executable).parent / "store-worker-healthcheck"
 
 
 def _worker(stack: Stack) -> Process:
@@ -109,34 +111,12 @@ def obs(
         stack.stop()
 
 
-ROOT_WARNING = "SecurityWarning: You're running the worker with superuser privileges"
-
-
 def _json_lines(path: Path, offset: int = 0) -> list[dict[str, Any]]:
-    """Every line as JSON; raises on one that is not.
-
-    One exception: run as root (CI machines), Celery warns with `warnings.warn` before any
-    logging is configured, so Python prints that warning as plain text. Images run non-root.
-    """
-    lines: list[dict[str, Any]] = []
-    in_root_warning = False
+    """Every line as JSON; raises on one that is not (Celery's root warning included)."""
     with path.open("rb") as log:
         log.seek(offset)
         text = log.read().decode()
-    for line in text.splitlines():
-        if ROOT_WARNING in line:
-            in_root_warning = True
-        if in_root_warning and not line.startswith("{"):
-            continue  # the warning's text, up to the first log line
-        in_root_warning = False
-        if line.strip():
-            lines.append(json.loads(line))
-    return lines
-
-
-def _loose_json_lines(path: Path) -> list[dict[str, Any]]:
-    """The JSON lines of a log that also has plain ones (central_sim's uvicorn banner)."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def _health(stack: Stack) -> dict[str, Any]:
@@ -169,7 +149,7 @@ def test_request_id_travels_from_the_trigger_to_the_worker_and_central(obs: dict
     assert wait_for("the worker's run log line", worker_line, timeout=10)["sent"] >= 1
     central_lines = [
         line
-        for line in _loose_json_lines(stack.central.process.log_path)
+        for line in _json_lines(stack.central.process.log_path)
         if line.get("request_id") == request_id
     ]
     assert any(line.get("event") == "bulk_sync" for line in central_lines), central_lines
@@ -287,7 +267,7 @@ def test_health_degrades_when_broker_or_central_go_and_recovers(
 
 def _healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(HEALTHCHECK), "--timeout", "1.5"],
+        [str(HEALTHCHECK), "--timeout", "1.5"],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -306,6 +286,9 @@ def test_worker_healthcheck_exits_zero_only_when_this_stores_worker_answers(obs:
     # An earlier test cut the broker: the worker's consumer reconnects with backoff (2 s, 4 s).
     ok = wait_for("this store's worker to answer a ping", answered, timeout=30, every=0.5)
     assert "consume" in ok.stdout
+    # The queue as RabbitMQ sees it: this worker is its consumer.
+    waiting = r"\d+ message\(s\) waiting on \S+, [1-9]\d* consumer\(s\)"
+    assert re.search(waiting, ok.stdout), ok.stdout
     other_queue = _healthcheck({**stack.env, "STORE_SYNC_QUEUE": "store.sync.nobody-here"})
     assert other_queue.returncode == 1
     assert "none consumes queue store.sync.nobody-here" in other_queue.stderr
@@ -342,11 +325,10 @@ def test_no_secret_or_token_in_any_log_line(obs: dict) -> None:
         # Any JWT (ours or central's) starts with the base64 of '{"': none may be logged.
         assert "eyJ" not in text, f"a JWT-looking string in the {name} log"
         assert "Bearer " not in text, f"an Authorization header in the {name} log"
-        if name != "central_sim":  # central_sim's own format is its business; ours is JSON
-            # (the API's log starts with the plain `uvicorn` run start_stack made; from the
-            # restart under store_service.serve on, every line must be JSON)
-            offset = obs["api_log_offset"] if name == "store-api" else 0
-            lines = _json_lines(path, offset)  # raises on any line that is not JSON
-            assert all("event" in line and "level" in line for line in lines)
+        # The API's log starts with the plain `uvicorn` run start_stack made; from the restart
+        # under store_service.serve on, every line must be JSON, as every other process's.
+        offset = obs["api_log_offset"] if name == "store-api" else 0
+        lines = _json_lines(path, offset)  # raises on any line that is not JSON
+        assert all("event" in line and "level" in line for line in lines)
     beat_events = [line["event"] for line in _json_lines(logs["beat"])]
     assert beat_events, "beat logged through structlog"

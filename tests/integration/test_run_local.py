@@ -1,5 +1,7 @@
-"""The README's first command: the whole stack on embedded defaults, then Ctrl-C stops it all."""
+"""The README's first command: the whole stack on embedded defaults, the seed's literal update
+example on a demo SKU, then Ctrl-C stops it all; every line a child printed is JSON."""
 
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +16,20 @@ from harness.processes import free_port, wait_until
 from tests.support.processes import REPO_ROOT
 
 pytestmark = pytest.mark.integration
+
+# The seed's example body, verbatim (its operation_id is the literal string "uuid").
+SEED_EXAMPLE = {"delta": -1, "operation_id": "uuid", "version": 1}
+CHILDREN = ("central", "api", "worker", "beat")
+
+
+def child_lines(output: str) -> dict[str, list[str]]:
+    """What each child printed (run_local prefixes each line with `name    | `)."""
+    lines: dict[str, list[str]] = {name: [] for name in (*CHILDREN, "stack")}
+    for line in output.splitlines():
+        name, bar, text = line.partition("| ")
+        assert bar, f"an unprefixed line in run_local's output: {line!r}"
+        lines[name.strip()].append(text)
+    return lines
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None:
@@ -48,19 +64,22 @@ def test_one_command_runs_the_stack_and_syncs_on_the_dev_broker(tmp_path: Path) 
     api = f"http://127.0.0.1:{api_port}"
     try:
         wait_for(lambda: "ready:" in (tmp_path / "stack.log").read_text(), 90, "the stack")
-        update = httpx.post(
-            f"{api}/v1/local/inventory/QS-1/update", json={"delta": 4, "operation_id": "qs-1"}
-        )
-        assert update.status_code == 200
+        # The demo catalogue: the store learned SKU-1001 (25 at central) before the API opened.
+        url = f"{api}/v1/local/inventory/SKU-1001/update"
+        update = httpx.post(url, json=SEED_EXAMPLE)
+        assert update.status_code == 200, update.text
+        assert (update.json()["quantity"], update.json()["version"]) == (24, 2)
+        again = httpx.post(url, json=SEED_EXAMPLE)  # the same request again: its first answer
+        assert (again.status_code, again.headers.get("idempotent-replayed")) == (200, "true")
         trigger = httpx.post(f"{api}/v1/local/sync/trigger")
         assert trigger.status_code == 202
         wait_for(
-            lambda: httpx.get(f"{api}/v1/local/sync/status/qs-1").json()["status"] == "synced",
+            lambda: httpx.get(f"{api}/v1/local/sync/status/uuid").json()["status"] == "synced",
             60,
             "the change to reach central",
         )
-        item = httpx.get(f"{api}/v1/local/inventory/QS-1").json()
-        assert (item["central_quantity"], item["pending_count"]) == (4, 0)
+        item = httpx.get(f"{api}/v1/local/inventory/SKU-1001").json()
+        assert (item["central_quantity"], item["pending_count"]) == (24, 0)
         wait_for(lambda: "\nbeat    |" in (tmp_path / "stack.log").read_text(), 60, "beat to start")
     finally:
         stack.send_signal(signal.SIGINT)
@@ -68,8 +87,15 @@ def test_one_command_runs_the_stack_and_syncs_on_the_dev_broker(tmp_path: Path) 
         log.close()
     output = (tmp_path / "stack.log").read_text()
     assert code == 0, output[-3000:]
-    for prefix in ("central ", "api     ", "worker  ", "beat    "):
-        assert f"\n{prefix}|" in output, f"no output from {prefix.strip()}"
+    lines = child_lines(output)
+    for name in CHILDREN:
+        assert lines[name], f"no output from {name}"
+        for text in lines[name]:
+            record = json.loads(text)  # every line a child prints, start-up to shutdown
+            assert {"event", "level", "timestamp"} <= record.keys(), (name, text)
+    events = {json.loads(text)["event"] for text in lines["central"]}
+    assert any(event.startswith("Uvicorn running on") for event in events), events
+    assert any("shutdown" in text for text in lines["worker"]), "the worker's shutdown banner"
     assert output.rstrip().endswith("stopped")
     for port in (central_port, api_port):
         with pytest.raises(httpx.ConnectError):
