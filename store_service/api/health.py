@@ -1,11 +1,14 @@
 """Health of the store: one probe per component, and the overall verdict.
 
-Components (each reported with `status` and `latency_ms`, plus a `detail` when not ok):
+Components (each reported with `status` and `latency_ms`, plus a `detail` when not ok; the
+broker also with `queue_messages` and `queue_consumers`, the sync queue's depth and consumer
+count as RabbitMQ reports them):
 
 | component | ok when | otherwise |
 |---|---|---|
 | database | the SQLite file opens and the schema answers a query | down |
-| broker | a connection to `STORE_BROKER_URL` opens (the filesystem dev broker always is) | down |
+| broker | RabbitMQ answers a passive declare of the sync queue (dev broker: always) | down |
+|        | and no message waits there without a consumer | degraded |
 | central | `GET {STORE_CENTRAL_URL}/health` answers below 500 | down |
 | worker | the worker heartbeat is younger than 3 x `STORE_WORKER_HEARTBEAT_SECONDS` | down |
 | backlog | oldest pending younger than `..._BACKLOG_MAX_AGE_SECONDS`, no auth failure | degraded |
@@ -25,13 +28,12 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-from kombu.connection import Connection
 
 from store_service.config import Settings
 from store_service.storage.db import connect
 from store_service.sync import heartbeat
-from store_service.sync.celery_app import broker_url, is_amqp
 from store_service.sync.heartbeat import STALE_AFTER_INTERVALS
+from store_service.sync.queue import measured, queue_stats
 from store_service.sync.status import summary as sync_summary
 
 
@@ -46,10 +48,22 @@ PROBE_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """A probe's answer when it has more to say than a status and a detail."""
+
+    status: HealthStatus
+    detail: str | None = None
+    queue_messages: int | None = None
+    queue_consumers: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ComponentHealth:
     status: HealthStatus
     latency_ms: float
     detail: str | None = None
+    queue_messages: int | None = None
+    queue_consumers: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value is not None}
@@ -83,13 +97,14 @@ def probe_database(settings: Settings) -> tuple[HealthStatus, str | None]:
     return OK, None
 
 
-def probe_broker(settings: Settings) -> tuple[HealthStatus, str | None]:
-    url = broker_url(settings)
-    if not is_amqp(url):
-        return OK, "filesystem broker (development)"
-    with Connection(url, connect_timeout=PROBE_TIMEOUT_SECONDS) as conn:
-        conn.connect()
-    return OK, None
+def probe_broker(settings: Settings) -> Finding:
+    """One passive declare proves the broker answers and gives the sync queue's figures."""
+    if not measured(settings):
+        return Finding(OK, "filesystem broker (development)")
+    stats = queue_stats(settings, timeout=PROBE_TIMEOUT_SECONDS)
+    status = DEGRADED if stats.piling_up else OK
+    detail = stats.describe() if stats.piling_up or not stats.declared else None
+    return Finding(status, detail, stats.messages, stats.consumers)
 
 
 def probe_central(settings: Settings) -> tuple[HealthStatus, str | None]:
@@ -127,7 +142,7 @@ def probe_backlog(settings: Settings) -> tuple[HealthStatus, str | None]:
     return OK, None
 
 
-Probe = Callable[[Settings], tuple[HealthStatus, str | None]]
+Probe = Callable[[Settings], tuple[HealthStatus, str | None] | Finding]
 PROBES: dict[str, Probe] = {
     "database": probe_database,
     "broker": probe_broker,
@@ -141,17 +156,25 @@ CACHED = frozenset({"broker", "central"})
 
 async def _timed(name: str, probe: Probe, settings: Settings) -> ComponentHealth:
     started = time.perf_counter()
+    failed = DEGRADED if name == "backlog" else DOWN
     try:
-        status, detail = await asyncio.wait_for(
+        answer = await asyncio.wait_for(
             asyncio.to_thread(probe, settings), timeout=PROBE_TIMEOUT_SECONDS + 1
         )
+        finding = answer if isinstance(answer, Finding) else Finding(*answer)
     except TimeoutError:
-        status, detail = (DEGRADED if name == "backlog" else DOWN), "probe timed out"
+        finding = Finding(failed, "probe timed out")
     except Exception as exc:
         # The exception's type and message only: never a URL with credentials in it.
-        status, detail = (DEGRADED if name == "backlog" else DOWN), _describe(exc)
+        finding = Finding(failed, _describe(exc))
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
-    return ComponentHealth(status, latency_ms, detail)
+    return ComponentHealth(
+        finding.status,
+        latency_ms,
+        finding.detail,
+        finding.queue_messages,
+        finding.queue_consumers,
+    )
 
 
 def _describe(exc: Exception) -> str:

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store_service.api.backlog_metrics import BacklogCollector
 from store_service.api.problems import SLUG_STATE
+from store_service.api.queue_metrics import QueueCollector
 from store_service.config import Settings
 from store_service.domain import UpdateOutcome
 
@@ -132,6 +133,7 @@ def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
         registry=registry,
     )
     registry.register(BacklogCollector(settings.database_path))
+    registry.register(QueueCollector(settings))
     app.add_middleware(
         RequestMetricsMiddleware, requests=requests, latency=latency, updates=updates
     )

@@ -229,6 +229,12 @@ class ComponentReport(BaseModel):
     status: HealthStatus
     latency_ms: float = Field(description="How long the probe took (a cached answer repeats it).")
     detail: str | None = Field(None, description="Why the component is not ok.")
+    queue_messages: int | None = Field(
+        None, description="broker: messages ready on the sync queue (RabbitMQ's count)."
+    )
+    queue_consumers: int | None = Field(
+        None, description="broker: consumers of the sync queue; 0 with messages is degraded."
+    )
 
 
 class HealthReport(BaseModel):
@@ -244,7 +250,12 @@ class HealthReport(BaseModel):
                     "status": "degraded",
                     "components": {
                         "database": {"status": "ok", "latency_ms": 0.4},
-                        "broker": {"status": "ok", "latency_ms": 3.1},
+                        "broker": {
+                            "status": "ok",
+                            "latency_ms": 3.1,
+                            "queue_messages": 0,
+                            "queue_consumers": 1,
+                        },
                         "central": {
                             "status": "down",
                             "latency_ms": 2001.0,
