@@ -30,6 +30,8 @@ class QueueStats:
     def describe(self) -> str:
         if not self.declared:
             return f"queue {self.queue} not declared yet (no worker has started)"
+        if self.piling_up:
+            return f"{self.messages} message(s) waiting on {self.queue} with no consumer"
         return f"{self.messages} message(s) waiting on {self.queue}, {self.consumers} consumer(s)"
 
 
