@@ -40,4 +40,4 @@ EXPOSE 8001 9102
 # The API's liveness; compose gives the worker, beat and central_sim their own checks.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8001/health/live', timeout=4).status != 200)"]
-CMD ["python", "-m", "store_service.serve", "--host", "0.0.0.0", "--port", "8001"]
+CMD ["store-api", "--host", "0.0.0.0", "--port", "8001"]

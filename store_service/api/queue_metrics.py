@@ -34,8 +34,8 @@ class QueueCollector(Collector):
         return list(self._families(None))  # registering asks the broker nothing
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        if measured(self._settings):
-            yield from self._families(self._stats())
+        # The families are always declared; their samples only when the broker answered.
+        yield from self._families(self._stats() if measured(self._settings) else None)
 
     def _stats(self) -> QueueStats | None:
         with self._lock:

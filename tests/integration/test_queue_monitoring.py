@@ -35,9 +35,11 @@ def broker_health(stack: Stack) -> dict[str, Any]:
 def queue_series(stack: Stack) -> tuple[float, float] | None:
     """(messages, consumers) from the API's /metrics; None while the series are absent."""
     metrics = scrape(f"{stack.api.base_url}/metrics")
-    if not {"store_sync_queue_messages", "store_sync_queue_consumers"} <= metrics.families():
-        return None
     queue = stack.env["STORE_SYNC_QUEUE"]
+    # The families are always declared; their samples only once the broker has answered.
+    names = ("store_sync_queue_messages", "store_sync_queue_consumers")
+    if not all(metrics.has_sample(name, queue=queue) for name in names):
+        return None
     return (
         metrics.value("store_sync_queue_messages", queue=queue),
         metrics.value("store_sync_queue_consumers", queue=queue),
@@ -90,7 +92,10 @@ def test_messages_piling_up_with_no_consumer_are_seen_then_drained(stack: Stack)
     assert "detail" not in broker or broker["detail"] is None
     messages, consumers = wait_for("the queue series", lambda: queue_series(stack), timeout=10)
     assert (messages, consumers >= 1) == (0, True)
-    ok = wait_for(
-        "the healthcheck", lambda: (c := healthcheck(stack)).returncode == 0 and c, timeout=30
-    )
+
+    def healthy() -> subprocess.CompletedProcess[str] | None:
+        checked = healthcheck(stack)
+        return checked if checked.returncode == 0 else None
+
+    ok = wait_for("the healthcheck", healthy, timeout=30)
     assert f"0 message(s) waiting on {queue}, 1 consumer(s)" in ok.stdout

@@ -23,6 +23,14 @@ class Scrape:
                     return float(sample.value)
         return 0.0
 
+    def has_sample(self, name: str, **labels: str) -> bool:
+        """Whether the sample `name{labels}` (exact label set) is exposed at all."""
+        return any(
+            sample.name == name and sample.labels == labels
+            for family in text_string_to_metric_families(self.text)
+            for sample in family.samples
+        )
+
     def families(self) -> set[str]:
         """Every metric family named in `# TYPE` lines, plus every sample name."""
         names: set[str] = set()

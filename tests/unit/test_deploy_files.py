@@ -27,6 +27,18 @@ DEPLOY = REPO_ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "store.json"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+ALERT_TESTS = DEPLOY / "prometheus" / "alerts_test.yml"
+# RabbitMQ's Prometheus plugin: the per-queue families scraped, and the series they export.
+RABBITMQ_FAMILIES = {
+    "queue_coarse_metrics": (
+        "rabbitmq_detailed_queue_messages_ready",
+        "rabbitmq_detailed_queue_messages_unacked",
+        "rabbitmq_detailed_queue_messages",
+        "rabbitmq_detailed_queue_process_reductions_total",
+    ),
+    "queue_consumer_count": ("rabbitmq_detailed_queue_consumers",),
+}
+RABBITMQ_METRIC = re.compile(r"\brabbitmq_[a-zA-Z0-9_]+")
 METRIC_NAME = re.compile(r"\b(?:store|central_sim)_[a-zA-Z0-9_]+")
 
 
@@ -79,7 +91,13 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies() ->
         "beat"
     ]
     worker_check = " ".join(services["worker"]["healthcheck"]["test"])
-    assert "bin/worker_healthcheck.py" in worker_check
+    assert worker_check.startswith("CMD store-worker-healthcheck")
+    # The console scripts a deployment runs (pyproject's [project.scripts]).
+    assert services["store-api"]["command"][0] == "store-api"
+    assert services["central_sim"]["command"][0] == "central-sim"
+    plugins = services["rabbitmq"]["volumes"][1].split(":")
+    assert plugins[1] == "/etc/rabbitmq/enabled_plugins"
+    assert "rabbitmq_prometheus" in (REPO_ROOT / plugins[0]).read_text()
     assert services["worker"]["environment"]["STORE_WORKER_METRICS_HOST"] == "0.0.0.0"
 
 
@@ -99,16 +117,19 @@ def test_chaos_compose_routes_central_and_broker_traffic_through_toxiproxy() -> 
         assert chaos[service]["depends_on"]["toxiproxy"] == {"condition": "service_healthy"}
 
 
-def test_prometheus_scrapes_the_api_the_worker_and_central_sim() -> None:
+def test_prometheus_scrapes_the_api_the_worker_central_sim_and_rabbitmq() -> None:
     config = yaml.safe_load(PROMETHEUS.read_text())
-    targets = {
-        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
-    }
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = {name: job["static_configs"][0]["targets"] for name, job in jobs.items()}
     assert targets == {
         "store-api": ["store-api:8001"],
         "store-worker": ["worker:9102"],
         "central_sim": ["central_sim:8000"],
+        "rabbitmq-queues": ["rabbitmq:15692"],
     }
+    # Per-queue figures: the plugin's default endpoint aggregates over queues.
+    assert jobs["rabbitmq-queues"]["metrics_path"] == "/metrics/detailed"
+    assert set(jobs["rabbitmq-queues"]["params"]["family"]) == set(RABBITMQ_FAMILIES)
 
 
 def test_promtool_accepts_the_prometheus_config_and_rules() -> None:
@@ -116,6 +137,31 @@ def test_promtool_accepts_the_prometheus_config_and_rules() -> None:
     for args in (["check", "config", str(PROMETHEUS)], ["check", "rules", str(ALERTS)]):
         result = subprocess.run([tool, *args], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _promtool_test_rules(tests: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool(), "test", "rules", str(tests)], capture_output=True, text=True, check=False
+    )
+
+
+def test_the_queue_alert_fires_on_messages_with_no_consumer_only() -> None:
+    """promtool's rule tests (alerts_test.yml): either source fires it, one alert per queue;
+    a consumed queue, an empty one and another application's queue do not."""
+    result = _promtool_test_rules(ALERT_TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_alert_tests_catch_an_alert_that_ignores_consumers(tmp_path: Path) -> None:
+    """Negative control: the same tests against a rule that forgot the consumer condition."""
+    rules = ALERTS.read_text()
+    broken = rules.replace(") == 0\n", ") >= 0\n")  # any consumer count will do
+    assert broken.count(">= 0") == 2
+    (tmp_path / "alerts.yml").write_text(broken)
+    (tmp_path / "alerts_test.yml").write_text(ALERT_TESTS.read_text())
+    result = _promtool_test_rules(tmp_path / "alerts_test.yml")
+    assert result.returncode != 0
+    assert "store.sync.shop-8" in result.stdout + result.stderr  # the consumed queue fired
 
 
 def _exported_metric_names(tmp_path: Path) -> set[str]:
@@ -154,11 +200,16 @@ def test_dashboard_and_alerts_query_only_metrics_the_services_export(tmp_path: P
     assert {"store_updates_total", "store_outbox_oldest_pending_age_seconds"} <= used
     exported = _exported_metric_names(tmp_path)
     assert used - exported == set(), f"queried but never exported: {sorted(used - exported)}"
+    broker_used = {name for expr in expressions for name in RABBITMQ_METRIC.findall(expr)}
+    broker_scraped = {name for names in RABBITMQ_FAMILIES.values() for name in names}
+    assert {"rabbitmq_detailed_queue_consumers"} <= broker_used
+    assert broker_used - broker_scraped == set(), sorted(broker_used - broker_scraped)
 
 
 def test_dashboard_covers_what_operators_watch() -> None:
     titles = " ".join(p["title"].lower() for p in json.loads(DASHBOARD.read_text())["panels"])
-    for topic in ("update rate", "latency", "backlog", "age", "sync runs", "conflicts", "errors"):
+    topics = ("update rate", "latency", "backlog", "age", "sync runs", "conflicts", "errors")
+    for topic in (*topics, "queue depth and consumers"):
         assert topic in titles, topic
 
 
