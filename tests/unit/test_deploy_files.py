@@ -6,8 +6,9 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -162,9 +163,52 @@ def test_dashboard_covers_what_operators_watch() -> None:
         assert topic in titles, topic
 
 
+class _Instruction(NamedTuple):
+    keyword: str
+    args: str
+
+
+def _dockerfile_stages(text: str) -> list[list[_Instruction]]:
+    """The Dockerfile's instructions, per stage: continuations joined, comments dropped."""
+    logical = re.sub(r"\\\n(?:\s*#[^\n]*\n)*", " ", text)
+    stages: list[list[_Instruction]] = []
+    for line in logical.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, args = line.partition(" ")
+        if keyword.upper() == "FROM":
+            stages.append([])
+        assert stages, f"instruction before the first FROM: {line}"
+        stages[-1].append(_Instruction(keyword.upper(), " ".join(args.split())))
+    return stages
+
+
 def test_dockerfile_is_multi_stage_uv_non_root_with_a_healthcheck() -> None:
-    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
-    assert dockerfile.count("\nFROM ") + dockerfile.startswith("FROM ") >= 2
-    assert "uv sync --frozen" in dockerfile
-    assert "\nUSER store" in dockerfile
-    assert "\nHEALTHCHECK " in dockerfile
+    build, runtime = _dockerfile_stages((REPO_ROOT / "Dockerfile").read_text())
+    assert any(i.keyword == "RUN" and "uv sync --frozen" in i.args for i in build)
+    # The runtime stage carries no build tool: it copies the built /app from the build stage.
+    assert not any("uv " in i.args for i in runtime if i.keyword == "RUN")
+    assert any(i.keyword == "COPY" and i.args.startswith("--from=build") for i in runtime)
+    users = [i.args for i in runtime if i.keyword == "USER"]
+    assert users, "no USER in the runtime stage: it would run as root"
+    assert users[-1] not in ("root", "0"), users
+    assert [i for i in runtime if i.keyword == "HEALTHCHECK"]
+    cmd = json.loads(next(i.args for i in reversed(runtime) if i.keyword == "CMD"))
+    assert cmd[:2] == ["python", "-m"]
+    assert (REPO_ROOT / (cmd[2].replace(".", "/") + ".py")).exists(), cmd
+
+
+def test_the_image_holds_every_package_the_wheel_declares() -> None:
+    """A package added to pyproject but not copied into the image would fail only at run time."""
+    build, _ = _dockerfile_stages((REPO_ROOT / "Dockerfile").read_text())
+    copied = {i.args.split()[0] for i in build if i.keyword == "COPY"}
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert set(packages) <= copied, set(packages) - copied
+
+
+def test_the_dockerfile_parser_sees_a_root_runtime_stage() -> None:
+    stages = _dockerfile_stages("FROM a AS build\nRUN x \\\n  # note\n  y\nFROM b\nUSER root\n")
+    assert stages[0][1] == _Instruction("RUN", "x y")
+    assert stages[1][-1] == _Instruction("USER", "root")
