@@ -27,6 +27,8 @@ PROBLEMS = Problems("https://store-service.dev/problems/")
 RETRY_AFTER_SECONDS = 5
 
 
+# One builder per refusal: alike in form (every RFC 9457 document is), each with its own
+# fields; a shared template would hide which fields a client gets for which refusal.
 def _version_conflict(exc: VersionMismatch) -> ProblemError:
     return ProblemError(
         409,
