@@ -60,7 +60,7 @@ def create_app(
         title="central_sim",
         version="1.0.0",
         description=(
-            "A faithful simulator of the central inventory service (SPEC §4) with fault "
+            "A faithful simulator of the central inventory service with fault "
             "injection, a competing writer and a journal. Errors are RFC 9457 problem details."
         ),
         lifespan=lifespan,

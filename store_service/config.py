@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         None, description="If set, a change schedules a sync this many seconds later (debounced)."
     )
     conflict_strategy: ConflictStrategy = Field(
-        ConflictStrategy.REBASE, description="rebase, central_wins or manual (see README)."
+        ConflictStrategy.REBASE, description="rebase, central_wins or manual (docs/design.md, Sync)."
     )
     rebase_max_attempts: int = Field(5, ge=1, description="Rebases per change before parking.")
     backoff_base_seconds: float = Field(1.0, gt=0, description="First retry delay.")
@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         description="Broker queue for sync tasks; one per store when stores share a broker.",
     )
 
-    # API authentication (README "Contract tests and security"): off while no key is set.
+    # API authentication (docs/api.md, Security): off while no key is set.
     api_keys: Annotated[frozenset[SecretStr], NoDecode] = Field(
         frozenset(),
         description="API keys for /v1 (comma-separated or a JSON list); empty: no auth (dev).",
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         7 * 86_400, ge=0, description="How long a final change's operation_id is kept for replay."
     )
 
-    # Observability (README "Observability")
+    # Observability (docs/operations.md)
     worker_metrics_port: int = Field(
         9102, ge=0, le=65535, description="Worker's Prometheus port (0: no metrics server)."
     )
