@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         None, description="If set, a change schedules a sync this many seconds later (debounced)."
     )
     conflict_strategy: ConflictStrategy = Field(
-        ConflictStrategy.REBASE, description="rebase, central_wins or manual (docs/design.md, Sync)."
+        ConflictStrategy.REBASE, description="rebase, central_wins or manual (docs/design.md)."
     )
     rebase_max_attempts: int = Field(5, ge=1, description="Rebases per change before parking.")
     backoff_base_seconds: float = Field(1.0, gt=0, description="First retry delay.")
