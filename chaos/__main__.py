@@ -1,4 +1,5 @@
-"""`python -m chaos list` and `python -m chaos run [--scenario NAME] [--ops N] [--report DIR]`.
+"""`python -m chaos list`, `python -m chaos run [--scenario NAME] [--ops N] [--report DIR]` and
+`python -m chaos fleet [--stores N] [--scenario a..e] [--report DIR]` (docs/scaling.md).
 
 Needs a running RabbitMQ and Toxiproxy (`bash scripts/services/rabbitmq.sh ensure`,
 `bash scripts/services/toxiproxy.sh ensure`). Exits 1 when any scenario fails.
@@ -32,6 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--converge-timeout", type=float, default=120.0)
     run.add_argument("--report", type=Path, default=Path("reports/chaos"))
+    fleet = commands.add_parser("fleet", help="N store stacks, one central: fleet scenarios")
+    fleet.add_argument("--stores", type=int, default=8)
+    fleet.add_argument(
+        "--scenario", action="append", help="a fleet scenario, by name or letter (repeatable)"
+    )
+    fleet.add_argument("--ops-per-store", type=int, default=150, help="operations per scenario")
+    fleet.add_argument("--skus-per-store", type=int, default=5)
+    fleet.add_argument("--concurrency", type=int, default=2, help="traffic threads per store")
+    fleet.add_argument("--seed", type=int, default=1)
+    fleet.add_argument("--converge-timeout", type=float, default=180.0)
+    fleet.add_argument("--report", type=Path, default=Path("reports/fleet"))
     return parser
 
 
@@ -80,10 +92,42 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _fleet(args: argparse.Namespace) -> int:
+    # Imported here: matplotlib and psutil are not needed by `list` or `run`.
+    from chaos.fleet import scenarios as fleet_scenarios
+    from chaos.fleet.main import run_fleet
+    from chaos.fleet.runner import FleetConfig
+
+    if args.scenario:
+        chosen = [fleet_scenarios.get(name) for name in args.scenario]
+    else:
+        chosen = list(fleet_scenarios.SCENARIOS)
+    config = FleetConfig(
+        stores=args.stores,
+        ops_per_store=args.ops_per_store,
+        skus_per_store=args.skus_per_store,
+        concurrency=args.concurrency,
+        seed=args.seed,
+        converge_timeout=args.converge_timeout,
+    )
+    run = run_fleet(
+        config,
+        chosen,
+        args.report,
+        broker_url=os.environ.get("STORE_TEST_BROKER_URL", DEFAULT_BROKER_URL),
+        toxiproxy_url=os.environ.get("TOXIPROXY_URL", DEFAULT_TOXIPROXY_URL),
+    )
+    failed = [r.scenario.name for r in run.results if not r.passed] + run.errors
+    print(f"summary: {run.summary}; failed: {', '.join(failed) or 'none'}")
+    return 0 if run.passed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return _list(args.ci)
+    if args.command == "fleet":
+        return _fleet(args)
     return _run(args)
 
 

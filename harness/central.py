@@ -196,13 +196,26 @@ class SimAdmin:
         return dict(self._call("DELETE", "/_sim/competing-writer"))
 
     def journal(self) -> list[dict[str, Any]]:
+        return self.journal_since(0)
+
+    def journal_since(self, after_seq: int) -> list[dict[str, Any]]:
+        """Journal entries with seq > `after_seq`, oldest first."""
         entries: list[dict[str, Any]] = []
-        after = 0
+        after = after_seq
         while True:
             page = self._call("GET", "/_sim/journal", params={"after_seq": after, "limit": PAGE})
             entries.extend(page["entries"])
             if len(page["entries"]) < PAGE:
                 return entries
+            after = page["next_after_seq"]
+
+    def journal_tail(self) -> int:
+        """The last journal seq so far (0 when empty): a mark for `journal_since`."""
+        after = 0
+        while True:
+            page = self._call("GET", "/_sim/journal", params={"after_seq": after, "limit": PAGE})
+            if len(page["entries"]) < PAGE:
+                return int(page["next_after_seq"])
             after = page["next_after_seq"]
 
     def stock(self) -> dict[str, int]:
