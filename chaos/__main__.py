@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     fleet.add_argument("--seed", type=int, default=1)
     fleet.add_argument("--converge-timeout", type=float, default=180.0)
     fleet.add_argument("--report", type=Path, default=Path("reports/fleet"))
+    ingest = commands.add_parser("fleet-ingest", help="central_sim bulk-sync ingest, N clients")
+    ingest.add_argument("--clients", default="1,8,20", help="comma-separated client counts")
+    ingest.add_argument("--batches", type=int, default=20, help="batches per client")
+    ingest.add_argument("--batch-size", type=int, default=100)
+    ingest.add_argument("--shared-skus", action="store_true", help="every client, same SKUs")
+    ingest.add_argument("--json", type=Path, help="also write the results here")
     return parser
 
 
@@ -122,12 +128,29 @@ def _fleet(args: argparse.Namespace) -> int:
     return 0 if run.passed else 1
 
 
+def _ingest(args: argparse.Namespace) -> int:
+    import json
+
+    from chaos.fleet.ingest import run_ingest
+
+    clients = [int(n) for n in args.clients.split(",")]
+    results = run_ingest(
+        clients, batches=args.batches, batch_size=args.batch_size, shared=args.shared_skus
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return _list(args.ci)
     if args.command == "fleet":
         return _fleet(args)
+    if args.command == "fleet-ingest":
+        return _ingest(args)
     return _run(args)
 
 

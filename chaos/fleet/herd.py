@@ -29,6 +29,7 @@ class Herd:
     time_to_converge: float | None  # heal to every outbox empty
     first_after_heal: dict[str, float]  # per store: seconds from heal to its first applied change
     due_count: int
+    due_at_once: int  # pending changes already due at the heal (retried the moment it heals)
     due_percentiles: dict[str, float]  # p10/p50/p90 of (next attempt - heal), seconds
     due_distinct_100ms: int  # distinct 100 ms slots the due times fall in
     arrivals: list[tuple[float, int]]  # (bin start since heal, store changes applied)
@@ -75,6 +76,7 @@ def herd_report(
         time_to_converge=None if converged_at is None else round(converged_at - healed_at, 2),
         first_after_heal={s: round(min(t), 3) for s, t in sorted(times.items())},
         due_count=len(due_offsets),
+        due_at_once=sum(d <= 0 for d in due_offsets),
         due_percentiles=_percentiles(due_offsets),
         due_distinct_100ms=len({round(d, 1) for d in due}),
         arrivals=[(b * BIN_SECONDS, n) for b, n in sorted(bins.items())],

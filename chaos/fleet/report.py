@@ -202,9 +202,9 @@ def to_markdown(result: FleetResult, png_name: str) -> str:
             f"- time to converge (every outbox empty): {h.time_to_converge} s",
             f"- central ingest: {h.applied_after_heal} store changes in {h.ingest_seconds} s "
             f"= {h.ingest_rate}/s (peak {h.peak_rate}/s over 0.5 s)",
-            f"- retry schedule at the heal (full jitter): {h.due_count} pending changes due "
-            f"at p10/p50/p90 = {h.due_percentiles} s from the heal, in "
-            f"{h.due_distinct_100ms} distinct 100 ms slots",
+            f"- retry schedule at the heal (full jitter): {h.due_count} pending changes, "
+            f"{h.due_at_once} due at once, the rest at p10/p50/p90 = {h.due_percentiles} s "
+            f"from the heal, in {h.due_distinct_100ms} distinct 100 ms slots",
             f"- first change applied per store after the heal (s): {h.first_after_heal}",
         ]
     calls = sum(result.central_requests.values())
