@@ -55,5 +55,6 @@ def test_fleet_scenarios_keep_every_change_exactly_once_and_faults_isolated(
     costs = run.costs
     assert costs["stores"] == CI_STORES
     assert costs["broker_connections_per_store"] >= 1
-    assert costs["rss_mb_idle"]["api"] and costs["rss_mb_idle"]["worker"]
+    assert costs["rss_mb_idle"]["api"] > 0
+    assert costs["rss_mb_idle"]["worker"] > 0
     assert costs["central_calls_per_change"] is not None
