@@ -8,6 +8,7 @@ Needs a running RabbitMQ and Toxiproxy (`bash scripts/services/rabbitmq.sh ensur
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--batch-size", type=int, default=100)
     ingest.add_argument("--shared-skus", action="store_true", help="every client, same SKUs")
     ingest.add_argument("--json", type=Path, help="also write the results here")
+    broker = commands.add_parser("fleet-broker", help="RabbitMQ memory per store queue/conn")
+    broker.add_argument("--queues", type=int, default=200)
+    broker.add_argument("--connections", type=int, default=100)
     return parser
 
 
@@ -129,8 +133,6 @@ def _fleet(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    import json
-
     from chaos.fleet.ingest import run_ingest
 
     clients = [int(n) for n in args.clients.split(",")]
@@ -151,6 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fleet(args)
     if args.command == "fleet-ingest":
         return _ingest(args)
+    if args.command == "fleet-broker":
+        from chaos.fleet.broker_cost import measure_broker
+
+        url = os.environ.get("STORE_TEST_BROKER_URL", DEFAULT_BROKER_URL)
+        cost = measure_broker(url, queues=args.queues, connections=args.connections)
+        print(json.dumps(cost.as_dict(), indent=2))
+        return 0
     return _run(args)
 
 
