@@ -43,7 +43,7 @@ def _client(
     batches: int,
     batch_size: int,
     shared: bool,
-    start: threading.Event,
+    start: threading.Barrier,
     latencies: list[float],
     applied: list[int],
 ) -> None:
@@ -55,7 +55,7 @@ def _client(
             json={"service_name": service, "service_secret": sim.services[service]},
         ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        start.wait()
+        start.wait()  # every client holds its token before the clock starts
         for b in range(batches):
             items = [
                 {
@@ -76,7 +76,7 @@ def _client(
 def measure(
     sim: CentralSim, clients: int, *, batches: int, batch_size: int, shared: bool
 ) -> IngestResult:
-    start = threading.Event()
+    start = threading.Barrier(clients + 1)
     latencies: list[float] = []
     applied: list[int] = []
     threads = [
@@ -88,9 +88,8 @@ def measure(
     ]
     for thread in threads:
         thread.start()
-    time.sleep(0.5)  # let every client hold its token before the clock starts
+    start.wait(timeout=120)
     began = time.perf_counter()
-    start.set()
     for thread in threads:
         thread.join(timeout=600)
     seconds = time.perf_counter() - began

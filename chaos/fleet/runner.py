@@ -102,9 +102,10 @@ def scenario_skus(scenario: FleetScenario, stores: int, per_store: int) -> list[
     return [tuple(f"F{letter}-S{n:03d}-{k:02d}" for k in range(per_store)) for n in range(stores)]
 
 
-def _parallel(fn: Callable[[StoreNode], T], nodes: Sequence[StoreNode]) -> list[T]:
+def _parallel(fn: Callable[..., T], nodes: Sequence[StoreNode], *more: Sequence[Any]) -> list[T]:
+    """`fn(node, *per-node args)` for every node, a few at a time."""
     with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
-        return list(pool.map(fn, nodes))
+        return list(pool.map(fn, nodes, *more))
 
 
 def run_fleet_scenario(fleet: Fleet, scenario: FleetScenario, config: FleetConfig) -> FleetResult:
@@ -114,7 +115,7 @@ def run_fleet_scenario(fleet: Fleet, scenario: FleetScenario, config: FleetConfi
     initial = dict.fromkeys(all_skus, INITIAL_STOCK)
     for sku in all_skus:
         fleet.sim.seed(sku, INITIAL_STOCK)
-    _parallel(lambda node: _refresh(node, skus[nodes.index(node)]), nodes)
+    _parallel(_refresh, nodes, skus)
     journal_mark = _journal_high_water(fleet)
     central_before = fleet.sim.stats()
     requests_before = _central_requests(fleet)
@@ -168,10 +169,10 @@ def run_fleet_scenario(fleet: Fleet, scenario: FleetScenario, config: FleetConfi
         thread.join(timeout=scenario.traffic_seconds + 120)
     traffic_done_at = time.time()
     competing = fleet.sim.stop_competing() if scenario.competing is not None else None
-    converged = _parallel(lambda node: _converge(node, config.converge_timeout), nodes)
+    converged = _parallel(_converge, nodes, [config.converge_timeout] * len(nodes))
     for trigger in triggers:
         trigger.stop()
-    _parallel(lambda node: _refresh(node, skus[nodes.index(node)]), nodes)
+    _parallel(_refresh, nodes, skus)
     sampler.stop()
 
     journal = [e for e in fleet.sim.journal_since(journal_mark) if e["sku"] in initial]
