@@ -150,3 +150,19 @@ def test_every_scenario_expects_its_fault_to_show_and_letters_resolve() -> None:
         assert scenarios.get(scenario.name[0]) is scenario
     with pytest.raises(KeyError):
         scenarios.get("z")
+
+
+def test_reports_write_json_markdown_and_png_with_the_per_store_rows(tmp_path: Any) -> None:
+    from chaos.fleet.report import write_reports
+
+    r = result((Expect.OTHERS_SYNC,), [samples(STALLED, backlog=GROWING), samples(FLAT)])
+    r.herd = herd_report([], {"store-000"}, HEAL, HEAL + 1, [HEAL + 0.5])
+    r.expectations_failed = expectations(r)
+    paths = write_reports(r, tmp_path)
+    body = paths["json"].read_text()
+    assert '"service": "store-001"' in body
+    markdown = paths["markdown"].read_text()
+    assert "| store-000 |" in markdown
+    assert "Thundering herd" in markdown
+    assert "expectation failed: store-001" not in markdown  # store-001 kept syncing
+    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
