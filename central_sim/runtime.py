@@ -32,6 +32,12 @@ class Runtime:
     # Wall-clock time for tokens and idempotency retention; tests pass their own clock.
     clock: Callable[[], float] = time.time
     last_purge: float = field(default=0.0)
+    # Identities an operator revoked (`/_sim/services/{name}/revoke`): their secret and every
+    # token already issued to them are refused until restored. In memory: a restart forgets.
+    revoked: set[str] = field(default_factory=set)
+
+    def active(self, service: str) -> bool:
+        return service in self.services and service not in self.revoked
 
     def close(self) -> None:
         self.competing.halt()

@@ -24,6 +24,7 @@ from tests.support.processes import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 CHAOS_COMPOSE = REPO_ROOT / "docker-compose.chaos.yml"
+FLEET_COMPOSE = REPO_ROOT / "docker-compose.fleet.yml"
 DEPLOY = REPO_ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "store.json"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
@@ -47,7 +48,7 @@ def _compose(path: Path) -> dict[str, Any]:
     return dict(yaml.safe_load(path.read_text()))
 
 
-@pytest.mark.parametrize("path", [COMPOSE, CHAOS_COMPOSE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [COMPOSE, CHAOS_COMPOSE, FLEET_COMPOSE], ids=lambda p: p.name)
 def test_compose_file_is_valid_against_the_compose_spec(path: Path) -> None:
     result = _check_jsonschema(path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -82,6 +83,36 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies() ->
     worker_check = " ".join(services["worker"]["healthcheck"]["test"])
     assert "bin/worker_healthcheck.py" in worker_check
     assert services["worker"]["environment"]["STORE_WORKER_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_fleet_compose_gives_each_store_its_own_file_identity_queue_and_beat() -> None:
+    services = _compose(FLEET_COMPOSE)["services"]
+    central = json.loads(services["central_sim"]["environment"]["CENTRAL_SIM_SERVICES"])
+    stores = sorted({name.rsplit("-", 1)[0] for name in services if name.startswith("store-")})
+    assert stores == ["store-000", "store-001", "store-002"]
+    queues, volumes, ports = set(), set(), set()
+    for store in stores:
+        parts = [services[f"{store}-{role}"] for role in ("api", "worker", "beat")]
+        for part in parts:
+            env = part["environment"]
+            assert env["STORE_CENTRAL_SERVICE_NAME"] == store
+            # The default secret (after `${VAR:-`) is the one central knows for this store.
+            assert env["STORE_CENTRAL_SERVICE_SECRET"].split(":-", 1)[1][:-1] == central[store]
+            assert env["STORE_SYNC_QUEUE"] == f"store.sync.{store}"
+            assert part["volumes"] == [f"{store}-data:/data"]
+        queues.add(parts[0]["environment"]["STORE_SYNC_QUEUE"])
+        volumes.add(parts[0]["volumes"][0])
+        ports.update(parts[0]["ports"])
+        assert " beat" in " ".join(parts[2]["command"])
+        assert parts[2]["deploy"]["replicas"] == 1
+    assert len(queues) == len(volumes) == len(ports) == 3
+    assert all(port.startswith("127.0.0.1:") for port in ports)
+    beats = [n for n, s in services.items() if " beat" in " ".join(s.get("command", []))]
+    assert sorted(beats) == [f"{store}-beat" for store in stores]
+    for name, service in services.items():
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert condition == {"condition": "service_healthy"}, (name, dependency)
 
 
 def test_chaos_compose_routes_central_and_broker_traffic_through_toxiproxy() -> None:
