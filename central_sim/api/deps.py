@@ -50,6 +50,9 @@ def authenticated_service(
     if service not in rt.services:
         rt.metrics.auth_failures.labels("unknown_service").inc()
         raise _unauthorized("token subject is not a known service")
+    if service in rt.revoked:
+        rt.metrics.auth_failures.labels("revoked_service").inc()
+        raise _unauthorized("the service's access is revoked")
     return service
 
 
