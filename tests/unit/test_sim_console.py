@@ -35,7 +35,8 @@ def signed_in(client: TestClient) -> str:
         "/_sim/console/login",
         data={"csrf_token": csrf_of(form.text), "credential": "admin-token"},
     )
-    assert response.status_code == 303 and response.headers["location"] == "/_sim/console"
+    assert response.status_code == 303
+    assert response.headers["location"] == "/_sim/console"
     assert "HttpOnly" in response.headers["set-cookie"]
     assert "SameSite=strict" in response.headers["set-cookie"]
     page = client.get("/_sim/console", headers=HTML)
@@ -49,7 +50,8 @@ def faults(client: TestClient) -> dict:
 
 def test_the_panel_needs_the_admin_token(client: TestClient) -> None:
     first = client.get("/_sim/console", headers=HTML)
-    assert first.status_code == 303 and "/_sim/console/login" in first.headers["location"]
+    assert first.status_code == 303
+    assert "/_sim/console/login" in first.headers["location"]
     assert first.headers["x-frame-options"] == "DENY"
     assert client.get("/_sim/console/fragments/live", headers=HTMX).status_code == 401
     form = client.get("/_sim/console/login", headers=HTML)
@@ -65,7 +67,8 @@ def test_the_panel_needs_the_admin_token(client: TestClient) -> None:
     assert refused.status_code == 401
     signed_in(client)
     live = client.get("/_sim/console/fragments/live", headers=HTMX)
-    assert live.status_code == 200 and "Counters" in live.text
+    assert live.status_code == 200
+    assert "Counters" in live.text
     assert "unsafe-inline" not in live.headers["content-security-policy"]
 
 
@@ -82,7 +85,8 @@ def test_the_knobs_form_sets_faults_and_refuses_bad_values(client: TestClient) -
         },
         headers=HTMX,
     )
-    assert answer.status_code == 200 and "faults set" in answer.text
+    assert answer.status_code == 200
+    assert "faults set" in answer.text
     knobs = faults(client)
     assert (knobs["error_rate"], knobs["latency_ms"], knobs["conflict_next"]) == (
         0.25,
@@ -97,10 +101,12 @@ def test_the_knobs_form_sets_faults_and_refuses_bad_values(client: TestClient) -
         assert refused.json()["type"].endswith("/validation-error")
         assert faults(client) == knobs, "a refused form changes nothing"
     forged = client.post("/_sim/console/faults/clear", data={"csrf_token": "forged"})
-    assert forged.status_code == 403 and faults(client) == knobs
+    assert forged.status_code == 403
+    assert faults(client) == knobs
     cleared = client.post("/_sim/console/faults/clear", data={"csrf_token": token})
     assert cleared.status_code == 303
-    assert faults(client)["error_rate"] == 0.0 and faults(client)["conflict_next"] == {}
+    assert faults(client)["error_rate"] == 0.0
+    assert faults(client)["conflict_next"] == {}
 
 
 def test_revoke_and_restore_a_service(client: TestClient) -> None:
@@ -139,7 +145,8 @@ def test_rotation_and_the_competing_writer(client: TestClient) -> None:
     rotated = client.post(
         "/_sim/console/rotate-signing-key", data={"csrf_token": token}, headers=HTMX
     )
-    assert rotated.status_code == 200 and "signing key rotated" in rotated.text
+    assert rotated.status_code == 200
+    assert "signing key rotated" in rotated.text
     assert client.get("/v1/inventory/SKU-1", headers=headers).status_code == 401
     client.put("/_sim/inventory/SKU-1", json={"quantity": 10}, headers=ADMIN)
     started = client.post(
@@ -147,7 +154,8 @@ def test_rotation_and_the_competing_writer(client: TestClient) -> None:
         data={"csrf_token": token, "skus": "SKU-1", "rate_per_second": "5", "max_seconds": "30"},
         headers=HTMX,
     )
-    assert started.status_code == 200 and "Stop the competing writer" in started.text
+    assert started.status_code == 200
+    assert "Stop the competing writer" in started.text
     assert client.get("/_sim/competing-writer", headers=ADMIN).json()["running"] is True
     bad = client.post(
         "/_sim/console/competing-writer/start",

@@ -86,8 +86,10 @@ def csrf_of(html: str) -> str:
 
 def assert_secured(response) -> None:
     csp = response.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "style-src 'self'" in csp
-    assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert "script-src 'self'" in csp
+    assert "style-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["x-content-type-options"] == "nosniff"
 
@@ -113,7 +115,9 @@ def test_overview_shows_counts_conflicts_and_secure_headers(
     assert page.headers["cache-control"] == "no-store"
     assert 'data-testid="count-conflict">1<' in page.text
     assert 'data-testid="count-pending">1<' in page.text
-    assert "op-parked" in page.text and "Retry" in page.text and "Discard" in page.text
+    assert "op-parked" in page.text
+    assert "Retry" in page.text
+    assert "Discard" in page.text
     assert "<script>" not in page.text.replace('<script src="/console/static/', "")
     for path in ("/console/fragments/status", "/console/fragments/conflicts"):
         fragment = open_client.get(path, headers=HTMX)
@@ -132,7 +136,8 @@ def test_every_database_value_is_escaped(open_client: TestClient, db: sqlite3.Co
     ]
     for page in pages:
         assert page.status_code == 200, page.text
-        assert MARKUP_SKU not in page.text and MARKUP_OP not in page.text
+        assert MARKUP_SKU not in page.text
+        assert MARKUP_OP not in page.text
         assert "<b>at</b>" not in page.text
         assert "&lt;script&gt;alert(&#34;sku&#34;)&lt;/script&gt;" in page.text
     assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in pages[0].text
@@ -157,7 +162,8 @@ def test_retry_needs_the_sessions_csrf_token(
     refused = open_client.post("/console/changes/op-1/retry", data={"csrf_token": foreign})
     assert refused.status_code == 403
     done = open_client.post("/console/changes/op-1/retry", data={"csrf_token": csrf_of(page.text)})
-    assert done.status_code == 303 and done.headers["location"] == "/console"
+    assert done.status_code == 303
+    assert done.headers["location"] == "/console"
     assert status_of(db, "op-1") == "pending"
 
 
@@ -171,7 +177,8 @@ def test_discard_by_htmx_answers_the_conflicts_panel(
         "/console/changes/op-1/discard", data={"csrf_token": token}, headers=HTMX
     )
     assert answer.status_code == 200
-    assert "Parked conflicts (1)" in answer.text and "op-2" in answer.text
+    assert "Parked conflicts (1)" in answer.text
+    assert "op-2" in answer.text
     assert status_of(db, "op-1") == "discarded"
     assert_local_view_consistent(db)
     again = open_client.post(
@@ -181,7 +188,8 @@ def test_discard_by_htmx_answers_the_conflicts_panel(
     missing = open_client.post(
         "/console/changes/nope/retry", data={"csrf_token": token}, headers=HTML
     )
-    assert missing.status_code == 404 and "<html" in missing.text, "a page for a navigation"
+    assert missing.status_code == 404
+    assert "<html" in missing.text, "a page for a navigation"
     assert_secured(missing)
 
 
@@ -198,26 +206,31 @@ def test_with_keys_the_console_asks_for_a_key_once(
     wrong = keyed_client.post(
         "/console/login", data={"csrf_token": csrf_of(form.text), "credential": "not-the-key"}
     )
-    assert wrong.status_code == 401 and "not-the-key" not in wrong.text
+    assert wrong.status_code == 401
+    assert "not-the-key" not in wrong.text
     no_csrf = keyed_client.post("/console/login", data={"credential": KEY})
     assert no_csrf.status_code == 403
     response = keyed_client.post(
         "/console/login",
         data={"csrf_token": csrf_of(form.text), "credential": KEY, "next": "https://evil.test/"},
     )
-    assert response.status_code == 303 and response.headers["location"] == "/console"
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console"
     cookie = response.headers["set-cookie"]
     for attribute in ("HttpOnly", "SameSite=strict", "Path=/console", "Max-Age=28800"):
         assert attribute in cookie
     assert KEY not in cookie, "the session names the key by an HMAC, never the key"
     page = keyed_client.get("/console", headers=HTML)
-    assert page.status_code == 200 and "Sign out" in page.text
+    assert page.status_code == 200
+    assert "Sign out" in page.text
     token = csrf_of(page.text)
     assert token != csrf_of(form.text), "a new CSRF token at sign-in"
     retried = keyed_client.post("/console/changes/op-1/retry", data={"csrf_token": token})
-    assert retried.status_code == 303 and status_of(db, "op-1") == "pending"
+    assert retried.status_code == 303
+    assert status_of(db, "op-1") == "pending"
     out = keyed_client.post("/console/logout", data={"csrf_token": token})
-    assert out.status_code == 303 and 'store_console=""' in out.headers["set-cookie"]
+    assert out.status_code == 303
+    assert 'store_console=""' in out.headers["set-cookie"]
     assert keyed_client.get("/console", headers=HTML).status_code == 303
 
 
@@ -235,8 +248,10 @@ def test_anonymous_reads_make_a_read_only_console(
     _park(db, "SKU-1", "op-1")
     page = reads_client.get("/console", headers=HTML)
     assert page.status_code == 200
-    assert "Read-only" in page.text and "Sign in to act" in page.text
-    assert "/retry" not in page.text and "/discard" not in page.text
+    assert "Read-only" in page.text
+    assert "Sign in to act" in page.text
+    assert "/retry" not in page.text
+    assert "/discard" not in page.text
     token = csrf_of(reads_client.get("/console/login", headers=HTML).text)  # same session
     refused = reads_client.post(
         "/console/changes/op-1/retry", data={"csrf_token": token}, headers=HTMX
@@ -267,16 +282,19 @@ def test_search_by_sku_operation_id_and_state(
     assert shown(operation_id="op-b1", sku="SKU-A") == []
     assert shown(state="") == ["op-a2", "op-b1", "op-a1"], "the form's 'any'"
     bad = open_client.get("/console/changes", params={"state": "lost"})
-    assert bad.status_code == 422 and bad.json()["type"].endswith("/validation-error")
+    assert bad.status_code == 422
+    assert bad.json()["type"].endswith("/validation-error")
 
 
 def test_item_view_and_unknown_sku(open_client: TestClient, db: sqlite3.Connection) -> None:
     local_update(db, "SKU-1", 4, "op-1")
     page = open_client.get("/console/items/SKU-1", headers=HTML)
     assert page.status_code == 200
-    assert 'data-testid="local-quantity">4<' in page.text and "op-1" in page.text
+    assert 'data-testid="local-quantity">4<' in page.text
+    assert "op-1" in page.text
     missing = open_client.get("/console/items/SKU-NONE", headers=HTML)
-    assert missing.status_code == 404 and "SKU not found" in missing.text
+    assert missing.status_code == 404
+    assert "SKU not found" in missing.text
 
 
 def test_static_files_are_served_with_the_headers(open_client: TestClient) -> None:
