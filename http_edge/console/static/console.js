@@ -1,6 +1,7 @@
 // The consoles' one script (no inline script: the CSP forbids it).
 // - forms with data-confirm ask first (discard); htmx's hx-confirm covers htmx submits.
-// - a refused htmx request (a problem document) is shown in the live region #flash.
+// - a refused htmx request (a problem document) is shown in the live region #flash (a
+//   successful action fills it from the server, out of band).
 // - polling pauses while the tab is hidden.
 (function () {
   "use strict";
@@ -15,7 +16,8 @@
 
   document.addEventListener("submit", function (event) {
     var form = event.target;
-    if (form.dataset && form.dataset.confirm && !form.hasAttribute("hx-confirm")) {
+    // htmx asks itself (hx-confirm) for the forms it submits; without htmx, ask here.
+    if (form.dataset && form.dataset.confirm && !(window.htmx && form.hasAttribute("hx-confirm"))) {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     }
   }, true);
@@ -35,18 +37,16 @@
     flash("The console cannot reach the server; it keeps trying.", "error");
   });
 
-  document.addEventListener("htmx:afterRequest", function (event) {
-    var elt = event.detail.elt;
-    if (event.detail.successful && elt && elt.dataset && elt.dataset.done) {
-      flash(elt.dataset.done, "ok");
-    }
-  });
-
+  // A poll is skipped while the tab is hidden, and while the keyboard focus is inside the
+  // polled region: swapping it would take the focus (and the button about to be pressed)
+  // away from the operator.
   document.addEventListener("htmx:beforeRequest", function (event) {
     var elt = event.detail.elt;
-    if (document.hidden && elt && elt.hasAttribute("hx-trigger") &&
-        elt.getAttribute("hx-trigger").indexOf("every") === 0) {
-      event.preventDefault();  // a hidden tab does not poll
+    var trigger = elt && elt.getAttribute && elt.getAttribute("hx-trigger");
+    if (!trigger || trigger.indexOf("every") !== 0) return;
+    var focused = document.activeElement;
+    if (document.hidden || (focused && focused !== document.body && elt.contains(focused))) {
+      event.preventDefault();
     }
   });
 })();

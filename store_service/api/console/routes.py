@@ -144,9 +144,11 @@ def build_console(settings: Settings, keys: ApiKeys) -> APIRouter:
         visitor: Actor,
     ) -> Response:
         # The JSON API's function: same transaction, same refusals (404, 409), same log line.
-        await operator.act(runtime.writer, action, operation_id, via="console")
-        if is_htmx(request):  # the conflicts panel as it stands now
-            return edge.page(request, "_conflicts.html", visitor, conflicts=_conflicts(runtime))
+        change = await operator.act(runtime.writer, action, operation_id, via="console")
+        if is_htmx(request):  # the conflicts panel as it stands now, and what happened
+            done = f"{action.capitalize()}: change {operation_id} is now {change['status']}."
+            conflicts = _conflicts(runtime)
+            return edge.page(request, "_conflicts.html", visitor, conflicts=conflicts, done=done)
         return edge.redirect(request, visitor, PREFIX)
 
     return router
