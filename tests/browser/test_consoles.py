@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Dialog, Page, expect
 
 from store_service.storage.db import connect, transaction
-from tests.support.browser import TABLET, chromium, require_chromium, screenshot
+from tests.support.browser import DESKTOP, TABLET, chromium, require_chromium, screenshot
 from tests.support.stack import Stack, start_stack, wait_for
 from tests.support.store_db import local_update
 
@@ -121,7 +121,7 @@ def test_store_console_from_conflict_to_synced(stack: Stack, browser: BrowserCon
     store.set_viewport_size(TABLET)
     assert store.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(store, "console-tablet")
-    store.set_viewport_size({"width": 1280, "height": 800})
+    store.set_viewport_size(DESKTOP)
 
     # A forged CSRF token is refused: the problem is shown, nothing changes. (The focus on
     # the button pauses the panel's polling, which would otherwise swap in a fresh form.)

@@ -200,7 +200,7 @@ def start_stack(
     broker_url: str,
     *,
     worker: bool = True,
-    central_overrides: dict[str, str] | None = None,
+    central_overrides: dict[str, Any] | None = None,
     **overrides: str,
 ) -> Stack:
     """central_sim + store API + (optionally) a worker, started side by side, then awaited.
