@@ -101,6 +101,7 @@ def test_store_console_from_conflict_to_synced(stack: Stack, browser: BrowserCon
     expect(conflict_row(store, discard_op)).to_be_visible()
     expect(conflict_row(store, retry_op)).to_contain_text("manual")
     expect(store.get_by_test_id("count-conflict")).to_have_text("2")
+    assert screenshot(store, "console").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # A change whose SKU and operation id are markup, written straight into the store's
     # database (the API would refuse the SKU), is shown as text.
     db = connect(stack.tmp_path / "store.db")
@@ -117,7 +118,7 @@ def test_store_console_from_conflict_to_synced(stack: Stack, browser: BrowserCon
     expect(conflict_row(store, MARKUP_OP)).to_be_visible()
     expect(conflict_row(store, MARKUP_OP)).to_contain_text(MARKUP_SKU)
     assert store.locator("#injected-sku, #injected-op").count() == 0, "markup stays text"
-    assert screenshot(store, "console").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    screenshot(store, "console-escaping")
     store.set_viewport_size(TABLET)
     assert store.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     screenshot(store, "console-tablet")
