@@ -17,6 +17,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
 
 from central_sim.api import health, inventory, sim, tokens
+from central_sim.api.console.routes import build_console
+from central_sim.api.console.routes import configure as configure_console
 from central_sim.config import Settings, load_settings
 from central_sim.logs import configure_logging
 from central_sim.metrics import Metrics
@@ -37,6 +39,9 @@ def create_app(
     `clock` is the wall clock for tokens and idempotency retention (tests pass their own)."""
     registry = CollectorRegistry()
     metrics = Metrics(registry)
+    console_router, console = build_console(
+        lambda: app.state.runtime.settings.admin_token.get_secret_value()
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +49,7 @@ def create_app(
         configure_logging(active.log_level)
         runtime = await run_in_threadpool(open_runtime, active, metrics, clock)
         app.state.runtime = runtime
+        configure_console(console, active)
         log.info(
             "central_sim_started",
             database=active.database_path(),
@@ -75,6 +81,8 @@ def create_app(
     app.add_middleware(RequestIdLogContext)
     for router in (tokens.router, inventory.router, sim.router, health.router):
         app.include_router(router)
+    # The control panel (HTML, its own session and CSRF), signed in with the admin token.
+    app.include_router(console_router)
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(
         app, metric_namespace="central_sim"
     ).expose(app, include_in_schema=True, tags=["health"])

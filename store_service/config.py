@@ -77,6 +77,21 @@ class Settings(BaseSettings):
         False, description="With keys set, let GET /v1/local/* through without one."
     )
 
+    # The operator console at /console (docs/console.md)
+    console_session_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Signs console session cookies; empty: a random one per process.",
+    )
+    console_session_max_age_seconds: int = Field(
+        8 * 3600,
+        ge=60,
+        le=30 * 86_400,
+        description="Console sessions end this long after sign-in.",
+    )
+    console_poll_seconds: float = Field(
+        2.0, ge=0.2, le=60, description="How often console pages refresh their live parts."
+    )
+
     # Update rules
     allow_negative_stock: bool = Field(False, description="Let stock go below zero.")
     max_body_bytes: int = Field(16_384, ge=256, description="Largest request body accepted.")

@@ -71,6 +71,14 @@ class Resolution(StrEnum):
     OPERATOR_DISCARD = "operator_discard"
 
 
+class OperatorAction(StrEnum):
+    """What an operator may do with a change parked in `conflict` (the JSON API and the
+    console both call `store_service.operator.act`)."""
+
+    RETRY = "retry"  # back to pending, due now, attempts and rebases reset
+    DISCARD = "discard"  # final: its delta leaves the local view
+
+
 class ConflictStrategy(StrEnum):
     """What the sync run does when central's version moved under a change."""
 

@@ -192,9 +192,11 @@ class Revocation(BaseModel):
     revoked: bool
 
 
-def _known(rt: Runtime, service: str) -> None:
-    if service not in rt.services:
-        raise ProblemError(404, "unknown-service", "Unknown service", f"no identity {service!r}")
+def _set_revoked(rt: Runtime, service: str, *, revoked: bool) -> None:
+    try:
+        operations.set_revoked(rt, service, revoked=revoked)
+    except operations.UnknownService as exc:
+        raise ProblemError(404, "unknown-service", "Unknown service", str(exc)) from exc
 
 
 @router.post(
@@ -204,8 +206,7 @@ def _known(rt: Runtime, service: str) -> None:
     summary="Revoke an identity: its secret and its issued tokens are refused (401)",
 )
 def revoke_service(service: ServicePath, rt: RuntimeDep) -> Revocation:
-    _known(rt, service)
-    rt.revoked.add(service)
+    _set_revoked(rt, service, revoked=True)
     rt.metrics.faults.labels("revocation").inc()
     log.info("service_revoked", service=service)
     return Revocation(service=service, revoked=True)
@@ -218,8 +219,7 @@ def revoke_service(service: ServicePath, rt: RuntimeDep) -> Revocation:
     summary="Restore a revoked identity",
 )
 def restore_service(service: ServicePath, rt: RuntimeDep) -> Revocation:
-    _known(rt, service)
-    rt.revoked.discard(service)
+    _set_revoked(rt, service, revoked=False)
     log.info("service_restored", service=service)
     return Revocation(service=service, revoked=False)
 

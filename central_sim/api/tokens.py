@@ -19,8 +19,8 @@ log = structlog.get_logger("central_sim.auth")
     summary="Exchange service credentials for a bearer token",
 )
 async def issue(body: TokenRequest, rt: RuntimeDep) -> TokenResponse:
-    known = credentials_valid(rt.services, body.service_name, body.service_secret)
-    if not known or body.service_name in rt.revoked:
+    valid = credentials_valid(rt.services, body.service_name, body.service_secret)
+    if not valid or body.service_name in rt.revoked:  # one answer: revocation is not told apart
         rt.metrics.auth_failures.labels("credentials").inc()
         log.info("token_refused", reason="bad credentials")  # never the name/secret pair
         raise ProblemError(

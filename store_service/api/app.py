@@ -13,6 +13,7 @@ from fastapi.telemetry import TelemetryConfig
 from http_edge.body_limit import BodySizeLimitMiddleware
 from http_edge.problems import Problem
 from store_service.api.auth import ApiKeys, api_key_dependency, declare_security
+from store_service.api.console.routes import build_console
 from store_service.api.deps import StoreRuntime
 from store_service.api.health import HealthChecker
 from store_service.api.metrics import install_metrics
@@ -102,6 +103,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(change_routes.router, dependencies=v1_dependencies)
     app.include_router(sync_routes.router, dependencies=v1_dependencies)
     app.include_router(health_routes.router)  # unauthenticated: probes and load balancers
+    # The operator console (HTML, its own session and CSRF): ordinary routes after the API's.
+    app.include_router(build_console(settings, keys))
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, problems=PROBLEMS
     )
