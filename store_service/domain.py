@@ -128,6 +128,8 @@ class UpdateOutcome(StrEnum):
     VERSION_CONFLICT = "version_conflict"
     INSUFFICIENT_STOCK = "insufficient_stock"
     INVALID = "invalid"
+    CLIENT_CLOSED = "client_closed"  # the client hung up before the answer: not a server error
+    STORAGE_UNAVAILABLE = "storage_unavailable"  # disk full, read-only or missing database
     ERROR = "error"
 
 
