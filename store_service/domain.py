@@ -133,6 +133,16 @@ class UpdateOutcome(StrEnum):
     ERROR = "error"
 
 
+class StorageCondition(StrEnum):
+    """Why the database cannot take writes (`store_storage_failures_total{condition}`, the
+    `storage-unavailable` problem's `condition`); each clears by itself once writes succeed."""
+
+    DISK_FULL = "disk_full"  # SQLITE_FULL: no space for the WAL or the database file
+    READ_ONLY = "read_only"  # SQLITE_READONLY: a read-only file or filesystem
+    MISSING = "missing"  # the file vanished or moved under the open database, or won't open
+    IO_ERROR = "io_error"  # SQLITE_IOERR: the disk failed a read, write or fsync
+
+
 # --- stock rules ----------------------------------------------------------------------------
 
 

@@ -21,12 +21,14 @@ Each app has its own registry (tests build many apps in one process).
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,7 +37,8 @@ from http_edge.errors import CLIENT_CLOSED_STATE, CLIENT_CLOSED_STATUS
 from store_service.api.backlog_metrics import BacklogCollector
 from store_service.api.problems import SLUG_STATE
 from store_service.config import Settings
-from store_service.domain import UpdateOutcome
+from store_service.domain import StorageCondition, UpdateOutcome
+from store_service.storage.faults import StorageFaults
 
 NAMESPACE = "store"
 UPDATE_HANDLER = "/v1/local/inventory/{sku}/update"
@@ -115,6 +118,38 @@ class RequestMetricsMiddleware:
             self.updates[update_outcome(status, replayed, state.get(SLUG_STATE))].inc()
 
 
+class StorageCollector(Collector):
+    """`store_storage_unavailable` (1 while the API's writes fail for a storage condition) and
+    `store_storage_failures_total{condition}`, read from the writer's `StorageFaults`."""
+
+    def __init__(self, faults: Callable[[], StorageFaults | None]) -> None:
+        self._faults = faults
+
+    def collect(self) -> Iterator[Metric]:
+        faults = self._faults()
+        unavailable = GaugeMetricFamily(
+            f"{NAMESPACE}_storage_unavailable",
+            "1 while the database cannot take writes (disk full, read-only, missing, I/O).",
+        )
+        unavailable.add_metric([], 0 if faults is None or faults.condition is None else 1)
+        yield unavailable
+        failures = CounterMetricFamily(
+            f"{NAMESPACE}_storage_failures",
+            "Writes failed for a storage condition, by condition.",
+            labels=["condition"],
+        )
+        for condition in StorageCondition:
+            failures.add_metric(
+                [condition.value], 0 if faults is None else faults.failures[condition]
+            )
+        yield failures
+
+
+def _storage_faults(app: FastAPI) -> StorageFaults | None:
+    runtime = getattr(app.state, "runtime", None)
+    return None if runtime is None else runtime.writer.faults
+
+
 def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
     """Add the metrics middleware (call after the other middleware) and `GET /metrics`."""
     registry = CollectorRegistry(auto_describe=True)
@@ -142,6 +177,7 @@ def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
         registry=registry,
     )
     registry.register(BacklogCollector(settings.database_path))
+    registry.register(StorageCollector(lambda: _storage_faults(app)))
     app.add_middleware(
         RequestMetricsMiddleware, requests=requests, latency=latency, updates=updates
     )
