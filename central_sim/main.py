@@ -27,6 +27,7 @@ from central_sim.request_ids import RequestIdLogContext
 from central_sim.runtime import open_runtime
 from central_sim.schemas import BulkItem
 from http_edge.body_limit import BodySizeLimitMiddleware
+from http_edge.json_body import UniqueKeysMiddleware
 
 log = structlog.get_logger("central_sim")
 DEFAULT_MAX_BODY_BYTES = 1_048_576
@@ -77,6 +78,8 @@ def create_app(
         runtime = getattr(app.state, "runtime", None)
         return runtime.settings.max_body_bytes if runtime else DEFAULT_MAX_BODY_BYTES
 
+    # Inside the body limit: the unique-keys check reads at most the allowed body.
+    app.add_middleware(UniqueKeysMiddleware, problems=PROBLEMS)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=body_limit, problems=PROBLEMS)
     app.add_middleware(RequestIdLogContext)
     for router in (tokens.router, inventory.router, sim.router, health.router):

@@ -9,7 +9,8 @@ are dropped, since they may hold a secret or be large) and say how many there we
 
 One `Problems` per app installs the handlers: a raised `ProblemError`, FastAPI's request
 validation, Starlette's HTTP errors, the app's own refusals (a table of exception type → the
-problem it becomes), and anything unexpected (a logged 500).
+problem it becomes), and anything unexpected (a logged 500 from `http_edge.errors`, which also
+records a client that hung up before its answer).
 """
 
 from collections.abc import Callable, Mapping
@@ -22,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from http_edge.errors import EdgeErrorMiddleware
 
 PROBLEM_JSON = "application/problem+json"
 SLUG_STATE = "problem_slug"
@@ -124,6 +127,11 @@ class Problems:
         body.update((key, value) for key, value in extensions.items() if value is not None)
         return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
+    def internal_error(self, request: Request | None) -> JSONResponse:
+        return self.response(
+            request, 500, "internal-error", "Internal error", "The error was logged; retry later."
+        )
+
     def from_error(self, request: Request | None, error: ProblemError) -> JSONResponse:
         return self.response(
             request,
@@ -152,7 +160,10 @@ class Problems:
 
         for kind in (ProblemError, RequestValidationError, StarletteHTTPException, *self.refusals):
             app.add_exception_handler(kind, on_error)
+        # Starlette's last line answers with this but then re-raises (uvicorn logs it again and
+        # drops the connection); EdgeErrorMiddleware, innermost, answers without re-raising.
         app.add_exception_handler(Exception, on_error)
+        app.add_middleware(EdgeErrorMiddleware, problems=self)
 
     def answer(self, request: Request, exc: Exception) -> JSONResponse:
         """The problem document for any exception a request raised (what the installed handlers
@@ -167,7 +178,8 @@ class Problems:
             convert = self.refusals.get(kind)
             if convert is not None:
                 problem: ProblemError = convert(exc)
-                log.info("request_refused", problem=problem.slug, path=request.url.path)
+                if problem.status < 500:  # a 5xx condition is logged where it is detected
+                    log.info("request_refused", problem=problem.slug, path=request.url.path)
                 return self.from_error(request, problem)
         return self._unexpected(request, exc)
 
@@ -205,10 +217,4 @@ class Problems:
 
     def _unexpected(self, request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled_error", path=request.url.path, exc_info=exc)
-        return self.response(
-            request,
-            500,
-            "internal-error",
-            "Internal error",
-            "The error was logged; retry later.",
-        )
+        return self.internal_error(request)

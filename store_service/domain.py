@@ -136,7 +136,19 @@ class UpdateOutcome(StrEnum):
     VERSION_CONFLICT = "version_conflict"
     INSUFFICIENT_STOCK = "insufficient_stock"
     INVALID = "invalid"
+    CLIENT_CLOSED = "client_closed"  # the client hung up before the answer: not a server error
+    STORAGE_UNAVAILABLE = "storage_unavailable"  # disk full, read-only or missing database
     ERROR = "error"
+
+
+class StorageCondition(StrEnum):
+    """Why the database cannot take writes (`store_storage_failures_total{condition}`, the
+    `storage-unavailable` problem's `condition`); each clears by itself once writes succeed."""
+
+    DISK_FULL = "disk_full"  # SQLITE_FULL: no space for the WAL or the database file
+    READ_ONLY = "read_only"  # SQLITE_READONLY: a read-only file or filesystem
+    MISSING = "missing"  # the file vanished or moved under the open database, or won't open
+    IO_ERROR = "io_error"  # SQLITE_IOERR: the disk failed a read, write or fsync
 
 
 # --- stock rules ----------------------------------------------------------------------------

@@ -61,13 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level, json=settings.log_json)
         if settings.migrate_on_startup:
             await asyncio.to_thread(db.migrate, settings)
+        writer = Writer(settings.database_path).start()
         runtime = StoreRuntime(
             settings=settings,
-            writer=Writer(settings.database_path).start(),
+            writer=writer,
             reader=db.connect(settings.database_path, readonly=True),
             publisher=SyncPublisher(settings),
             central=CentralClient.from_settings(settings),
-            health=HealthChecker(settings),
+            health=HealthChecker(settings, storage=writer.faults),
         )
         app.state.runtime = runtime
         tune_garbage_collector()
