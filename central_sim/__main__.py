@@ -14,6 +14,7 @@ import uvicorn
 
 from central_sim.config import ConfigError, load_settings
 from central_sim.logs import configure_logging
+from http_edge.server import uvicorn_options
 
 log = structlog.get_logger("central_sim")
 
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port or settings.port,
         log_config=None,
         access_log=False,
+        **uvicorn_options(),  # the edge protocol and limits (docs/security.md)
     )
     return 0
 
