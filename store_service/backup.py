@@ -1,5 +1,5 @@
-"""`python -m store_service.backup DEST`: a consistent copy of the store's SQLite file, taken
-while the API and the worker keep writing.
+"""`store-backup DEST` (or `python -m store_service.backup DEST`): a consistent copy of the
+store's SQLite file, taken while the API and the worker keep writing.
 
 Copying the file with `cp` while the store runs is not a backup: the WAL holds the latest
 commits and the main file may be mid-checkpoint. SQLite's online backup API copies the pages of
@@ -77,7 +77,7 @@ def _fsync(path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m store_service.backup",
+        prog="store-backup",
         description="Copy the store's SQLite database (STORE_DATABASE_URL) while it runs.",
     )
     parser.add_argument("dest", type=Path, help="the backup file to write (replaced atomically)")

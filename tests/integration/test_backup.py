@@ -1,4 +1,5 @@
-"""`python -m store_service.backup` against a real store API taking updates the whole time."""
+"""`store-backup` (the console script of `store_service.backup`) against a real store API
+taking updates the whole time."""
 
 import sqlite3
 import subprocess
@@ -46,7 +47,7 @@ class Writer(threading.Thread):
 
 def run_backup(store: StoreApi, dest: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "store_service.backup", str(dest)],
+        [str(Path(sys.executable).parent / "store-backup"), str(dest)],
         env=store.env,
         cwd=REPO_ROOT,
         capture_output=True,

@@ -123,6 +123,9 @@ def test_fleet_compose_gives_each_store_its_own_file_identity_queue_and_beat() -
         ports.update(parts[0]["ports"])
         assert " beat" in " ".join(parts[2]["command"])
         assert parts[2]["deploy"]["replicas"] == 1
+        # The console scripts, as in docker-compose.yml.
+        assert parts[0]["command"][0] == "store-api"
+        assert parts[1]["healthcheck"]["test"][1] == "store-worker-healthcheck"
     assert len(queues) == len(volumes) == len(ports) == 3
     assert all(port.startswith("127.0.0.1:") for port in ports)
     beats = [n for n, s in services.items() if " beat" in " ".join(s.get("command", []))]
