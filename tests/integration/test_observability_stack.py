@@ -219,13 +219,17 @@ def test_central_failures_count_retries_backoff_and_errors_by_kind(obs: dict) ->
         assert stack.trigger().status_code == 202
 
         def failed() -> Any:
+            # Errors are counted per call, retries when the run ends: wait for both.
             now = scrape(obs["worker_metrics"])
             errors = now.value("store_central_errors_total", kind="server_error") - before.value(
                 "store_central_errors_total", kind="server_error"
             )
-            return now if errors >= 1 else None
+            runs = now.value("store_sync_runs_total", result="transient") - before.value(
+                "store_sync_runs_total", result="transient"
+            )
+            return now if errors >= 1 and runs >= 1 else None
 
-        after = wait_for("a counted central error", failed, timeout=15)
+        after = wait_for("a counted central error and its finished run", failed, timeout=15)
         assert (
             after.value("store_sync_retries_total") - before.value("store_sync_retries_total") >= 2
         )
