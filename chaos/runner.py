@@ -19,10 +19,11 @@ from typing import Any
 
 import httpx
 
+from chaos import reads
 from chaos.checker import CheckResult, Observation, check
 from chaos.faults import Event, FaultWindow
 from chaos.history import History
-from chaos.monitor import Sample, Sampler, Trigger, TriggerAnswer, trigger_once
+from chaos.monitor import Sample, Sampler, Trigger, TriggerAnswer
 from chaos.scenarios import BASE_STORE_ENV, Scenario
 from chaos.stack import Stack, start_stack
 from chaos.traffic import Traffic, TrafficPlan
@@ -30,7 +31,6 @@ from chaos.traffic import Traffic, TrafficPlan
 DEFAULT_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
 DEFAULT_TOXIPROXY_URL = "http://127.0.0.1:8474"
 INITIAL_STOCK = 10_000  # high enough that sells never hit insufficient stock at central
-PAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,18 +141,18 @@ def _drive(stack: Stack, scenario: Scenario, config: RunConfig) -> RunResult:
     traffic_thread = threading.Thread(target=traffic.run, name="chaos-traffic", daemon=True)
     traffic_thread.start()
     try:
-        _sleep_until(started_at + scenario.fault_at)
+        reads.sleep_until(started_at + scenario.fault_at)
         window.open()
         window.run_process_faults()
-        _sleep_until(window.opened_at + scenario.fault_seconds)  # type: ignore[operator]
+        reads.sleep_until(window.opened_at + scenario.fault_seconds)  # type: ignore[operator]
     finally:
         window.heal()
     traffic_thread.join(timeout=scenario.traffic_seconds + 120)
     traffic_done_at = time.time()
     competing = stack.sim.stop_competing() if scenario.competing is not None else None
-    converged_at = _converge(stack, config.converge_timeout)
+    converged_at = reads.converge(stack.api_url, config.converge_timeout)
     trigger.stop()
-    _refresh_all(stack, skus)
+    reads.refresh(stack.api_url, skus)
     sampler.tick()  # one last point after the final refresh
     sampler.stop()
     observation = _observe(stack, history, initial)
@@ -176,65 +176,15 @@ def _drive(stack: Stack, scenario: Scenario, config: RunConfig) -> RunResult:
     return result
 
 
-def _sleep_until(at: float) -> None:
-    delay = at - time.time()
-    if delay > 0:
-        time.sleep(delay)
-
-
-def _converge(stack: Stack, timeout: float) -> float | None:
-    """Trigger syncs until nothing is pending or in flight; the time it happened, or None."""
-    deadline = time.monotonic() + timeout
-    last_trigger = 0.0
-    with httpx.Client(base_url=stack.api_url, timeout=15.0) as http:
-        while time.monotonic() < deadline:
-            try:
-                counts = http.get("/v1/local/sync/summary").json()["counts"]
-            except (httpx.HTTPError, ValueError, KeyError):
-                counts = None
-            if counts is not None and not counts.get("pending") and not counts.get("in_flight"):
-                return time.time()
-            if time.monotonic() - last_trigger > 2.0:
-                trigger_once(http)
-                last_trigger = time.monotonic()
-            time.sleep(0.25)
-    return None
-
-
-def _refresh_all(stack: Stack, skus: tuple[str, ...]) -> None:
-    """Learn central's final stock for every SKU (retrying a 503 for a few seconds)."""
-    with httpx.Client(base_url=stack.api_url, timeout=15.0) as http:
-        for sku in skus:
-            for _ in range(20):
-                if http.post(f"/v1/local/inventory/{sku}/refresh").status_code == 200:
-                    break
-                time.sleep(0.5)
-
-
-def _pages(http: httpx.Client, path: str, key: str, cursor: str, next_key: str) -> list[Any]:
-    items: list[Any] = []
-    params: dict[str, Any] = {"limit": PAGE}
-    while True:
-        page = http.get(path, params=params)
-        page.raise_for_status()
-        body = page.json()
-        items.extend(body[key])
-        if body[next_key] is None:
-            return items
-        params[cursor] = body[next_key]
-
-
 def _observe(stack: Stack, history: History, initial: dict[str, int]) -> Observation:
-    with httpx.Client(base_url=stack.api_url, timeout=30.0) as http:
-        changes = _pages(http, "/v1/local/changes", "items", "after_id", "next_after_id")
-        local = _pages(http, "/v1/local/inventory", "items", "after", "next_after")
+    changes, local = reads.outbox_and_view(stack.api_url)
     return Observation(
         history=history.requests(),
         initial=initial,
         journal=stack.sim.journal(),
         central=stack.sim.stock(),
         changes=changes,
-        local={item["sku"]: item for item in local},
+        local=local,
     )
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from chaos import reads
 from chaos.checker import CheckResult, Observation, check, fleet_stock_mismatches, restrict
 from chaos.fleet.expect import expectations
 from chaos.fleet.fleet import Fleet
@@ -27,9 +28,10 @@ from chaos.fleet.herd import Herd, herd_report
 from chaos.fleet.observe import FleetSampler, StoreSample, process_costs
 from chaos.fleet.scenarios import FleetFault, FleetScenario
 from chaos.history import History
-from chaos.monitor import Trigger, trigger_once
+from chaos.monitor import Trigger
 from chaos.node import StoreNode
-from chaos.runner import INITIAL_STOCK, PAGE
+from chaos.reads import PAGE
+from chaos.runner import INITIAL_STOCK
 from chaos.traffic import Traffic, TrafficPlan
 
 T = TypeVar("T")
@@ -102,20 +104,21 @@ def scenario_skus(scenario: FleetScenario, stores: int, per_store: int) -> list[
     return [tuple(f"F{letter}-S{n:03d}-{k:02d}" for k in range(per_store)) for n in range(stores)]
 
 
-def _parallel(fn: Callable[..., T], nodes: Sequence[StoreNode], *more: Sequence[Any]) -> list[T]:
-    """`fn(node, *per-node args)` for every node, a few at a time."""
-    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
-        return list(pool.map(fn, nodes, *more))
+def _parallel(fn: Callable[..., T], per_node: Sequence[Any], *more: Sequence[Any]) -> list[T]:
+    """`fn(node's item, *per-node args)` for every node, a few at a time."""
+    with ThreadPoolExecutor(max_workers=min(8, len(per_node))) as pool:
+        return list(pool.map(fn, per_node, *more))
 
 
 def run_fleet_scenario(fleet: Fleet, scenario: FleetScenario, config: FleetConfig) -> FleetResult:
     nodes = fleet.nodes
+    urls = [node.api_url for node in nodes]
     skus = scenario_skus(scenario, len(nodes), config.skus_per_store)
     all_skus = sorted({sku for own in skus for sku in own})
     initial = dict.fromkeys(all_skus, INITIAL_STOCK)
     for sku in all_skus:
         fleet.sim.seed(sku, INITIAL_STOCK)
-    _parallel(_refresh, nodes, skus)
+    _parallel(reads.refresh, urls, skus)
     journal_mark = _journal_high_water(fleet)
     central_before = fleet.sim.stats()
     requests_before = _central_requests(fleet)
@@ -156,11 +159,11 @@ def run_fleet_scenario(fleet: Fleet, scenario: FleetScenario, config: FleetConfi
     for thread in threads:
         thread.start()
     herd_due: list[float] = []
-    _sleep_until(started_at + scenario.fault_at)
+    reads.sleep_until(started_at + scenario.fault_at)
     fault_opened_at = time.time()
     try:
         _open(fleet, scenario, events)
-        _sleep_until(fault_opened_at + scenario.fault_seconds)
+        reads.sleep_until(fault_opened_at + scenario.fault_seconds)
         if scenario.fault is FleetFault.REGION_OUTAGE:
             herd_due = _due_offsets(nodes)  # when each pending change may be retried
     finally:
@@ -169,15 +172,15 @@ def run_fleet_scenario(fleet: Fleet, scenario: FleetScenario, config: FleetConfi
         thread.join(timeout=scenario.traffic_seconds + 120)
     traffic_done_at = time.time()
     competing = fleet.sim.stop_competing() if scenario.competing is not None else None
-    converged = _parallel(_converge, nodes, [config.converge_timeout] * len(nodes))
+    converged = _parallel(reads.converge, urls, [config.converge_timeout] * len(nodes))
     for trigger in triggers:
         trigger.stop()
-    _parallel(_refresh, nodes, skus)
+    _parallel(reads.refresh, urls, skus)
     sampler.stop()
 
     journal = [e for e in fleet.sim.journal_since(journal_mark) if e["sku"] in initial]
     central = {sku: q for sku, q in fleet.sim.stock().items() if sku in initial}
-    observed = _parallel(_outbox_and_view, nodes)
+    observed = _parallel(reads.outbox_and_view, urls)
     outcomes = []
     for n, node in enumerate(nodes):
         changes, local = observed[n]
@@ -262,61 +265,6 @@ def _heal(fleet: Fleet, scenario: FleetScenario, events: list[tuple[float, str]]
 
 
 # --- reads ----------------------------------------------------------------------------------
-
-
-def _sleep_until(at: float) -> None:
-    delay = at - time.time()
-    if delay > 0:
-        time.sleep(delay)
-
-
-def _refresh(node: StoreNode, skus: Sequence[str]) -> None:
-    """Learn central's stock for `skus` (retrying a 503 for a few seconds)."""
-    with httpx.Client(base_url=node.api_url, timeout=15.0) as http:
-        for sku in skus:
-            for _ in range(20):
-                if http.post(f"/v1/local/inventory/{sku}/refresh").status_code == 200:
-                    break
-                time.sleep(0.5)
-
-
-def _converge(node: StoreNode, timeout: float) -> float | None:
-    """Trigger syncs until nothing is pending or in flight; when that happened, or None."""
-    deadline = time.monotonic() + timeout
-    last_trigger = 0.0
-    with httpx.Client(base_url=node.api_url, timeout=15.0) as http:
-        while time.monotonic() < deadline:
-            try:
-                counts = http.get("/v1/local/sync/summary").json()["counts"]
-            except (httpx.HTTPError, ValueError, KeyError):
-                counts = None
-            if counts is not None and not counts.get("pending") and not counts.get("in_flight"):
-                return time.time()
-            if time.monotonic() - last_trigger > 2.0:
-                trigger_once(http)
-                last_trigger = time.monotonic()
-            time.sleep(0.25)
-    return None
-
-
-def _pages(http: httpx.Client, path: str, key: str, cursor: str, next_key: str) -> list[Any]:
-    items: list[Any] = []
-    params: dict[str, Any] = {"limit": PAGE}
-    while True:
-        page = http.get(path, params=params)
-        page.raise_for_status()
-        body = page.json()
-        items.extend(body[key])
-        if body[next_key] is None:
-            return items
-        params[cursor] = body[next_key]
-
-
-def _outbox_and_view(node: StoreNode) -> tuple[list[Any], dict[str, Any]]:
-    with httpx.Client(base_url=node.api_url, timeout=30.0) as http:
-        changes = _pages(http, "/v1/local/changes", "items", "after_id", "next_after_id")
-        local = _pages(http, "/v1/local/inventory", "items", "after", "next_after")
-    return changes, {item["sku"]: item for item in local}
 
 
 def _due_offsets(nodes: Sequence[StoreNode]) -> list[float]:

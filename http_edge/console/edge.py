@@ -181,15 +181,7 @@ class ConsoleEdge:
         act; either refusal changes nothing."""
         visitor = self.visitor(request)
         form = await request.form()
-        token = form.get(CSRF_FIELD)
-        session = None if visitor.fresh else visitor.session
-        if not csrf_matches(session, token if isinstance(token, str) else None):
-            raise ProblemError(
-                403,
-                "csrf-token-invalid",
-                "CSRF token missing or invalid",
-                "Reload the page and try again; nothing was changed.",
-            )
+        _require_csrf(visitor, form.get(CSRF_FIELD), "Reload the page and try again.")
         if not visitor.can_act:
             raise _login_problem(self.access.credential_label)
         return visitor
@@ -283,14 +275,7 @@ class ConsoleEdge:
             form = await request.form()
             token, credential, target = (form.get(k) for k in (CSRF_FIELD, "credential", "next"))
             target = self._next(target if isinstance(target, str) else "")
-            session = None if visitor.fresh else visitor.session
-            if not csrf_matches(session, token if isinstance(token, str) else None):
-                raise ProblemError(
-                    403,
-                    "csrf-token-invalid",
-                    "CSRF token missing or invalid",
-                    "Reload the sign-in page and try again.",
-                )
+            _require_csrf(visitor, token, "Reload the sign-in page and try again.")
             material = (
                 self.access.check_credential(credential)
                 if isinstance(credential, str) and credential
@@ -352,6 +337,18 @@ def secure(response: Response) -> Response:
         response.headers[name] = value
     response.headers.setdefault("Cache-Control", NO_STORE)
     return response
+
+
+def _require_csrf(visitor: Visitor, token: object, advice: str) -> None:
+    """The form's token is the session's (a session made for this very request has none)."""
+    session = None if visitor.fresh else visitor.session
+    if not csrf_matches(session, token if isinstance(token, str) else None):
+        raise ProblemError(
+            403,
+            "csrf-token-invalid",
+            "CSRF token missing or invalid",
+            f"{advice} Nothing was changed.",
+        )
 
 
 def _login_problem(credential_label: str) -> ProblemError:

@@ -65,6 +65,8 @@ def build_console(settings: Settings, keys: ApiKeys) -> APIRouter:
     router = edge.router()
     Reader = Annotated[Visitor, Depends(edge.reader)]
     Actor = Annotated[Visitor, Depends(edge.actor)]
+    # The changes page and its polled fragment read the same search (query parameters).
+    Search = Annotated[dict[str, Any], Depends(_search_terms)]
 
     # --- pages --------------------------------------------------------------------------------
 
@@ -80,14 +82,8 @@ def build_console(settings: Settings, keys: ApiKeys) -> APIRouter:
 
     @router.get("/changes")
     async def changes(
-        request: Request,
-        runtime: RuntimeDep,
-        visitor: Reader,
-        sku: AnyId = "",
-        operation_id: AnyId = "",
-        state: AnyId = "",
+        request: Request, runtime: RuntimeDep, visitor: Reader, search: Search
     ) -> Response:
-        search = _search_terms(sku, operation_id, state)
         return edge.page(
             request,
             "changes.html",
@@ -116,14 +112,8 @@ def build_console(settings: Settings, keys: ApiKeys) -> APIRouter:
 
     @router.get("/fragments/changes")
     async def changes_fragment(
-        request: Request,
-        runtime: RuntimeDep,
-        visitor: Reader,
-        sku: AnyId = "",
-        operation_id: AnyId = "",
-        state: AnyId = "",
+        request: Request, runtime: RuntimeDep, visitor: Reader, search: Search
     ) -> Response:
-        search = _search_terms(sku, operation_id, state)
         changes = _search(runtime, search)
         return edge.page(request, "_changes.html", visitor, search=search, changes=changes)
 
@@ -185,7 +175,7 @@ def _conflicts(runtime: StoreRuntime) -> list[dict[str, Any]]:
     return [{**change, "item": views[change["sku"]]} for change in parked]
 
 
-def _search_terms(sku: str, operation_id: str, state: str) -> dict[str, Any]:
+def _search_terms(sku: AnyId = "", operation_id: AnyId = "", state: AnyId = "") -> dict[str, Any]:
     """The search form's fields; an empty state is "any" (the form's first option)."""
     try:
         status = ChangeState(state) if state else None
