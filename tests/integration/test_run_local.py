@@ -111,3 +111,40 @@ def test_one_command_runs_the_stack_and_syncs_on_the_dev_broker(tmp_path: Path) 
     for port in (central_port, api_port):
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+
+
+def test_central_sim_runs_on_the_development_values(tmp_path: Path) -> None:
+    """The README's "central_sim beside it" command: `central-sim --env-file .env.example`
+    with nothing else configured serves; a missing file is a usage error (exit 2)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CENTRAL_SIM_")}
+    script = str(Path(sys.executable).parent / "central-sim")
+    missing = subprocess.run(
+        [script, "--env-file", str(tmp_path / "nope")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 2, missing.stderr
+    assert "no such env file" in missing.stderr
+    port = free_port()
+    env["CENTRAL_SIM_DATABASE_URL"] = f"sqlite:///{tmp_path / 'central.db'}"
+    argv = [script, "--port", str(port), "--env-file", str(REPO_ROOT / ".env.example")]
+    with subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL) as child:
+        try:
+            wait_until("central_sim on .env.example", _health(port), timeout=30)
+        finally:
+            child.terminate()
+            child.wait(timeout=15)
+
+
+def _health(port: int) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return probe
