@@ -60,10 +60,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level, json=settings.log_json)
         if settings.migrate_on_startup:
             await asyncio.to_thread(db.migrate, settings)
+        sync = settings.sqlite_synchronous
+        db.warn_if_unsafe(sync)
         runtime = StoreRuntime(
             settings=settings,
-            writer=Writer(settings.database_path).start(),
-            reader=db.connect(settings.database_path, readonly=True),
+            writer=Writer(settings.database_path, synchronous=sync).start(),
+            reader=db.connect(settings.database_path, readonly=True, synchronous=sync),
             publisher=SyncPublisher(settings),
             central=CentralClient.from_settings(settings),
             health=HealthChecker(settings),

@@ -75,7 +75,7 @@ def probe_database(settings: Settings) -> tuple[HealthStatus, str | None]:
     path = settings.database_path
     if not path.exists():
         return DOWN, "database file missing"
-    conn = connect(path, readonly=True)
+    conn = connect(path, readonly=True, synchronous=settings.sqlite_synchronous)
     try:
         conn.execute("SELECT count(*) FROM sync_state").fetchone()
     finally:
@@ -100,7 +100,7 @@ def probe_central(settings: Settings) -> tuple[HealthStatus, str | None]:
 
 
 def probe_worker(settings: Settings) -> tuple[HealthStatus, str | None]:
-    conn = connect(settings.database_path, readonly=True)
+    conn = connect(settings.database_path, readonly=True, synchronous=settings.sqlite_synchronous)
     try:
         beat = heartbeat.read(conn)
     finally:
@@ -114,7 +114,7 @@ def probe_worker(settings: Settings) -> tuple[HealthStatus, str | None]:
 
 
 def probe_backlog(settings: Settings) -> tuple[HealthStatus, str | None]:
-    conn = connect(settings.database_path, readonly=True)
+    conn = connect(settings.database_path, readonly=True, synchronous=settings.sqlite_synchronous)
     try:
         summary = sync_summary(conn, now=time.time())
     finally:

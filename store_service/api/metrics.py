@@ -131,7 +131,7 @@ def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
         namespace=NAMESPACE,
         registry=registry,
     )
-    registry.register(BacklogCollector(settings.database_path))
+    registry.register(BacklogCollector(settings.database_path, settings.sqlite_synchronous))
     app.add_middleware(
         RequestMetricsMiddleware, requests=requests, latency=latency, updates=updates
     )
