@@ -122,10 +122,13 @@ def start_stack(
     toxiproxy_url: str,
     store_env: Mapping[str, str],
     seed: int,
+    store_dir: Path | None = None,
 ) -> Stack:
     """Start central_sim, the proxies, the store API and a worker, and wait until all answer.
 
-    The three processes start at once: on a busy machine each takes seconds to import.
+    The store's database and data directory are in `store_dir` (default: `workdir`; a LazyFS
+    mount for the power cuts); central_sim and every log stay in `workdir`. The three
+    processes start at once: on a busy machine each takes seconds to import.
     """
     run_id = uuid.uuid4().hex[:8]
     log_dir = workdir / "logs"
@@ -143,7 +146,9 @@ def start_stack(
             "127.0.0.1:0",
             f"{broker.hostname or '127.0.0.1'}:{broker.port or 5672}",
         )
-        env = _store_env(workdir, central, proxies, broker_url, store_overrides=store_env)
+        env = _store_env(
+            store_dir or workdir, central, proxies, broker_url, store_overrides=store_env
+        )
         # The API logs at WARNING: an INFO line per update costs CPU the traffic needs.
         api = launch_store_api(workdir, env={**env, "STORE_LOG_LEVEL": "WARNING"}, log_dir=log_dir)
         stack = Stack(
@@ -173,7 +178,7 @@ def start_stack(
 
 
 def _store_env(
-    workdir: Path,
+    store_dir: Path,
     central: CentralSim,
     proxies: Mapping[str, Proxy],
     broker_url: str,
@@ -182,7 +187,7 @@ def _store_env(
 ) -> dict[str, str]:
     """The store's environment: the broker and central through their proxies."""
     return store_env(
-        workdir / "store.db",
+        store_dir / "store.db",
         STORE_BROKER_URL=_via(broker_url, proxies["broker"]),
         STORE_SYNC_QUEUE=private_queue("chaos"),
         STORE_CENTRAL_URL=_via(central.base_url, proxies["central"]),
