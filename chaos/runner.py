@@ -97,10 +97,12 @@ def run_scenario(scenario: Scenario, config: RunConfig) -> RunResult:
     workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{scenario.name}-"))
     env = {**BASE_STORE_ENV, **{k: str(v) for k, v in scenario.store_env.items()}}
     (workdir / "logs").mkdir(exist_ok=True)
-    rig = PowerRig.start(workdir) if scenario.power_cuts is not None else None
+    rig: PowerRig | None = None
     result: RunResult | None = None
     stack: Stack | None = None
     try:
+        if scenario.power_cuts is not None:
+            rig = PowerRig.start(workdir)
         stack = start_stack(
             workdir,
             broker_url=config.broker_url,
