@@ -18,7 +18,8 @@ One cut, in this order (the LazyFS package docstring says why the order matters)
    `PRAGMA integrity_check` and read the outbox: every change acknowledged before the kill
    must be there (`lost` otherwise); changes central applied that the recovered outbox does
    not call synced are outcomes the worker had not recorded (they will be resent).
-6. Start the API and a worker, wait until both answer.
+6. Start the API and a worker, wait until both answer. From the kill to here the traffic's
+   pace is held (`Traffic.hold`), so every cut lands with traffic still to come.
 
 The checker (`chaos.checker`) still decides at the end, over the whole run; the per-cut
 records say which cut lost what, and show that each kind of moment was really hit.
@@ -41,6 +42,7 @@ from chaos.history import History
 from chaos.lazyfs import LazyFSMount, Stats, mount_lazyfs
 from chaos.scenarios import CutMoment, PowerCuts, Scenario
 from chaos.stack import Stack
+from chaos.traffic import Traffic
 from chaos.walindex import WalIndex, WalIndexReader
 from harness.central import SERVICE_NAMES
 from harness.processes import Process, kill_together
@@ -166,6 +168,7 @@ class PowerCutter:
 
     rig: PowerRig
     stack: Stack
+    traffic: Traffic  # held from each kill to the restart: the outage stretches its pace
     history: History
     plan: PowerCuts
     count: int
@@ -215,6 +218,7 @@ class PowerCutter:
             checkpoint = self._freeze_during_checkpoint()
             caught = checkpoint is not None
             kill_together(self._store_processes())  # SIGKILL ends a stopped process too
+        self.traffic.hold()
         killed_at = time.time()
         label = f"power cut {number} ({moment}{'' if caught else ', moment not found'})"
         self.note(label)
@@ -236,7 +240,10 @@ class PowerCutter:
         since_restart = len(acknowledged - self._acknowledged)
         self._acknowledged = acknowledged
 
-        self._restart()
+        try:
+            self._restart()
+        finally:
+            self.traffic.release()
         self.note(f"store restarted after cut {number}")
         return PowerCut(
             number=number,

@@ -171,6 +171,7 @@ def _drive(stack: Stack, scenario: Scenario, config: RunConfig, rig: PowerRig | 
             cutter = PowerCutter(
                 rig,
                 stack,
+                traffic,
                 history,
                 scenario.power_cuts,
                 count=config.power_cuts or scenario.power_cuts.count,

@@ -15,9 +15,12 @@ from typing import Any
 import pytest
 
 from chaos import scenarios
+from chaos import traffic as traffic_module
+from chaos.history import History
 from chaos.power import PowerCut, expectations, summary, traffic_targets
 from chaos.report import power_cut_table
 from chaos.scenarios import PowerCuts, Scenario
+from chaos.traffic import Traffic, TrafficPlan
 from chaos.walindex import (
     CHECKPOINT_LOCK_BYTE,
     HEADER_BYTES,
@@ -231,3 +234,24 @@ fcntl.lockf(fd, fcntl.LOCK_EX, 1, int(sys.argv[2]))
 print("locked", flush=True)
 time.sleep(60)
 """
+
+
+# --- the traffic's pace held over an outage --------------------------------------------------
+
+
+def test_a_held_pace_starts_nothing_and_shifts_the_schedule_by_the_hold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]
+    monkeypatch.setattr(traffic_module.time, "monotonic", lambda: now[0])
+    plan = TrafficPlan("http://127.0.0.1:9", ("A",), ops=10, seconds=10.0)
+    traffic = Traffic(plan, History())
+    assert traffic._delay(100.0) == 0.0  # due now: starts now
+    traffic.hold()
+    now[0] = 130.0
+    assert traffic._delay(100.0) > 0  # held: waits however late it is
+    assert traffic._delay(50.0) > 0  # even one that was already late when the hold began
+    traffic.release()
+    assert traffic._delay(130.0) == pytest.approx(30.0)  # later operations shift by the hold
+    traffic.release()  # a second release changes nothing
+    assert traffic._delay(130.0) == pytest.approx(30.0)
