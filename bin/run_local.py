@@ -122,10 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.wait_ready("api", f"http://{args.host}:{args.api_port}/v1/local/inventory")
         stack.start("worker", cmds["worker"])
         stack.start("beat", cmds["beat"])
+        api_url = f"http://{args.host}:{args.api_port}"
         stack.say(
-            f"ready: store API http://{args.host}:{args.api_port}/docs, "
-            f"central_sim {central_url}/docs; Ctrl-C stops everything"
+            f"ready: store API {api_url}/docs, central_sim {central_url}/docs; "
+            "Ctrl-C stops everything"
         )
+        # The consoles (docs/console.md): the panel signs in with CENTRAL_SIM_ADMIN_TOKEN, the
+        # store console with an API key when STORE_API_KEYS is set.
+        stack.say(f"store console {api_url}/console")
+        stack.say(f"central_sim panel {central_url}/_sim/console")
         while not stopping.wait(0.5):
             if (name := stack.exited()) is not None:
                 stack.say(f"{name} exited; stopping the rest")

@@ -5,6 +5,7 @@ import sys
 import uvicorn
 
 from central_sim.config import ConfigError, load_settings
+from http_edge.server import uvicorn_options
 
 
 def main() -> int:
@@ -14,7 +15,13 @@ def main() -> int:
     except ConfigError as exc:
         print(f"central_sim: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run("central_sim.main:app", host=settings.host, port=settings.port, access_log=False)
+    uvicorn.run(
+        "central_sim.main:app",
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        **uvicorn_options(),  # the edge protocol and limits (docs/security.md)
+    )
     return 0
 
 

@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     competing_writer_service: str = Field(
         "order-service", description="Identity the simulated competing writer journals as."
     )
+    console_session_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Signs /_sim/console session cookies; empty: a random one per process.",
+    )
+    console_session_max_age_seconds: int = Field(
+        8 * 3600,
+        ge=60,
+        le=30 * 86_400,
+        description="Console sessions end this long after sign-in.",
+    )
+    console_poll_seconds: float = Field(
+        2.0, ge=0.2, le=60, description="How often the panel refreshes its live parts."
+    )
     random_seed: int | None = Field(None, description="Seed fault dice for reproducible runs.")
     log_level: str = Field(
         "INFO", description="DEBUG, INFO, WARNING or ERROR (JSON lines; secrets never logged)."

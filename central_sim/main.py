@@ -17,6 +17,8 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from starlette.concurrency import run_in_threadpool
 
 from central_sim.api import health, inventory, sim, tokens
+from central_sim.api.console.routes import build_console
+from central_sim.api.console.routes import configure as configure_console
 from central_sim.config import Settings, load_settings
 from central_sim.logs import configure_logging
 from central_sim.metrics import Metrics
@@ -25,6 +27,7 @@ from central_sim.request_ids import RequestIdLogContext
 from central_sim.runtime import open_runtime
 from central_sim.schemas import BulkItem
 from http_edge.body_limit import BodySizeLimitMiddleware
+from http_edge.json_body import UniqueKeysMiddleware
 
 log = structlog.get_logger("central_sim")
 DEFAULT_MAX_BODY_BYTES = 1_048_576
@@ -37,6 +40,9 @@ def create_app(
     `clock` is the wall clock for tokens and idempotency retention (tests pass their own)."""
     registry = CollectorRegistry()
     metrics = Metrics(registry)
+    console_router, console = build_console(
+        lambda: app.state.runtime.settings.admin_token.get_secret_value()
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +50,7 @@ def create_app(
         configure_logging(active.log_level)
         runtime = await run_in_threadpool(open_runtime, active, metrics, clock)
         app.state.runtime = runtime
+        configure_console(console, active)
         log.info(
             "central_sim_started",
             database=active.database_path(),
@@ -60,7 +67,7 @@ def create_app(
         title="central_sim",
         version="1.0.0",
         description=(
-            "A faithful simulator of the central inventory service (SPEC §4) with fault "
+            "A faithful simulator of the central inventory service with fault "
             "injection, a competing writer and a journal. Errors are RFC 9457 problem details."
         ),
         lifespan=lifespan,
@@ -71,10 +78,14 @@ def create_app(
         runtime = getattr(app.state, "runtime", None)
         return runtime.settings.max_body_bytes if runtime else DEFAULT_MAX_BODY_BYTES
 
+    # Inside the body limit: the unique-keys check reads at most the allowed body.
+    app.add_middleware(UniqueKeysMiddleware, problems=PROBLEMS)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=body_limit, problems=PROBLEMS)
     app.add_middleware(RequestIdLogContext)
     for router in (tokens.router, inventory.router, sim.router, health.router):
         app.include_router(router)
+    # The control panel (HTML, its own session and CSRF), signed in with the admin token.
+    app.include_router(console_router)
     Instrumentator(registry=registry, excluded_handlers=["/metrics"]).instrument(
         app, metric_namespace="central_sim"
     ).expose(app, include_in_schema=True, tags=["health"])

@@ -23,6 +23,7 @@ from central_sim.ledger import (
 )
 from central_sim.runtime import (
     FAULTS_STATE,
+    REVOKED_STATE,
     SIGNING_KEY_STATE,
     Runtime,
     configured_key_digest,
@@ -115,12 +116,15 @@ def seed(rt: Runtime, *, sku: str, quantity: int) -> Stock:
 
 
 def reset(rt: Runtime) -> None:
-    """Forget stock, journal, idempotency records, stats and faults; stop the competing writer."""
+    """Forget stock, journal, idempotency records, stats, faults and revocations; stop the
+    competing writer."""
     rt.competing.forget()
     with rt.db.write() as conn:
         storage.clear_all(conn)
         rt.faults.faults = Faults()
         storage.put_state(conn, FAULTS_STATE, rt.faults.faults.model_dump())
+        storage.put_state(conn, REVOKED_STATE, [])
+        rt.revoked = set()
 
 
 def update_faults(rt: Runtime, update: FaultsUpdate | None) -> Faults:
@@ -149,11 +153,36 @@ def rotate_signing_key(rt: Runtime) -> None:
         rt.signing_key = key
 
 
+def set_revoked(rt: Runtime, service: str, *, revoked: bool) -> set[str]:
+    """Revoke a configured service (its tokens are refused, it gets no new ones) or restore it;
+    persisted, so a restart keeps it. Returns the revoked services."""
+    if service not in rt.services:
+        raise UnknownService(service)
+    with rt.db.write() as conn:
+        names = rt.revoked | {service} if revoked else rt.revoked - {service}
+        storage.put_state(conn, REVOKED_STATE, sorted(names))
+        rt.revoked = names
+    return set(names)
+
+
+class UnknownService(LookupError):
+    """Not one of the configured service identities."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"{service!r} is not a configured service")
+        self.service = service
+
+
 def journal(
     rt: Runtime, *, after_seq: int, limit: int, sku: str | None = None
 ) -> list[dict[str, Any]]:
     with rt.db.read() as conn:
         return storage.read_journal(conn, after_seq=after_seq, limit=limit, sku=sku)
+
+
+def journal_tail(rt: Runtime, *, limit: int) -> list[dict[str, Any]]:
+    with rt.db.read() as conn:
+        return storage.read_journal_tail(conn, limit=limit)
 
 
 def stats(rt: Runtime) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from central_sim.metrics import Metrics
 
 FAULTS_STATE = "faults"
 SIGNING_KEY_STATE = "signing_key"
+REVOKED_STATE = "revoked_services"
 
 
 @dataclass
@@ -32,6 +33,12 @@ class Runtime:
     # Wall-clock time for tokens and idempotency retention; tests pass their own clock.
     clock: Callable[[], float] = time.time
     last_purge: float = field(default=0.0)
+    # Identities an operator revoked (the panel, or `/_sim/services/{name}/revoke`): their
+    # secret and every token already issued to them are refused until restored. Persisted.
+    revoked: set[str] = field(default_factory=set)
+
+    def active(self, service: str) -> bool:
+        return service in self.services and service not in self.revoked
 
     def close(self) -> None:
         self.competing.halt()
@@ -52,6 +59,7 @@ def open_runtime(
     with db.read() as conn:
         saved_faults = storage.get_state(conn, FAULTS_STATE)
         saved_key = storage.get_state(conn, SIGNING_KEY_STATE)
+        saved_revoked = storage.get_state(conn, REVOKED_STATE) or []
     # A rotated key outlives restarts, unless the operator configured a different secret since.
     signing_key = settings.jwt_secret.get_secret_value()
     if saved_key and saved_key.get("configured_sha256") == configured_key_digest(settings):
@@ -69,6 +77,7 @@ def open_runtime(
             db=db, service=settings.competing_writer_service, rng=rng, metrics=metrics
         ),
         clock=clock,
+        revoked=set(saved_revoked),
     )
     runtime.competing.resume()
     return runtime

@@ -142,6 +142,17 @@ def read_journal(
     return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
+def read_journal_tail(conn: sqlite3.Connection, *, limit: int) -> list[Row]:
+    """The newest `limit` journal entries, newest first (the panel's tail)."""
+    cursor = conn.execute(
+        "SELECT seq, kind, operation_id, service, sku, delta, quantity, version, at "
+        "FROM journal ORDER BY seq DESC LIMIT ?",
+        (limit,),
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
 def counts(conn: sqlite3.Connection) -> dict[str, int]:
     skus, journal = conn.execute(
         "SELECT (SELECT COUNT(*) FROM inventory), (SELECT COUNT(*) FROM journal)"

@@ -1,5 +1,6 @@
-"""`python -m chaos list` and `python -m chaos run [--scenario NAME] [--ops N] [--report DIR]
-[--cuts N]`.
+"""`python -m chaos list`, `python -m chaos run [--scenario NAME] [--ops N] [--report DIR]
+[--cuts N]` and `python -m chaos fleet [--stores N] [--scenario a..e] [--report DIR]`
+(docs/scaling.md).
 
 Needs a running RabbitMQ and Toxiproxy (`bash scripts/services/rabbitmq.sh ensure`,
 `bash scripts/services/toxiproxy.sh ensure`). Exits 1 when any scenario fails.
@@ -8,6 +9,7 @@ Needs a running RabbitMQ and Toxiproxy (`bash scripts/services/rabbitmq.sh ensur
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -39,6 +41,26 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="power cuts per power-cut scenario (default: 20, or 3 with --ci)",
     )
+    fleet = commands.add_parser("fleet", help="N store stacks, one central: fleet scenarios")
+    fleet.add_argument("--stores", type=int, default=8)
+    fleet.add_argument(
+        "--scenario", action="append", help="a fleet scenario, by name or letter (repeatable)"
+    )
+    fleet.add_argument("--ops-per-store", type=int, default=150, help="operations per scenario")
+    fleet.add_argument("--skus-per-store", type=int, default=5)
+    fleet.add_argument("--concurrency", type=int, default=2, help="traffic threads per store")
+    fleet.add_argument("--seed", type=int, default=1)
+    fleet.add_argument("--converge-timeout", type=float, default=180.0)
+    fleet.add_argument("--report", type=Path, default=Path("reports/fleet"))
+    ingest = commands.add_parser("fleet-ingest", help="central_sim bulk-sync ingest, N clients")
+    ingest.add_argument("--clients", default="1,8,20", help="comma-separated client counts")
+    ingest.add_argument("--batches", type=int, default=20, help="batches per client")
+    ingest.add_argument("--batch-size", type=int, default=100)
+    ingest.add_argument("--shared-skus", action="store_true", help="every client, same SKUs")
+    ingest.add_argument("--json", type=Path, help="also write the results here")
+    broker = commands.add_parser("fleet-broker", help="RabbitMQ memory per store queue/conn")
+    broker.add_argument("--queues", type=int, default=200)
+    broker.add_argument("--connections", type=int, default=100)
     return parser
 
 
@@ -90,10 +112,64 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _fleet(args: argparse.Namespace) -> int:
+    # Imported here: matplotlib and psutil are not needed by `list` or `run`.
+    from chaos.fleet import scenarios as fleet_scenarios
+    from chaos.fleet.main import run_fleet
+    from chaos.fleet.runner import FleetConfig
+
+    if args.scenario:
+        chosen = [fleet_scenarios.get(name) for name in args.scenario]
+    else:
+        chosen = list(fleet_scenarios.SCENARIOS)
+    config = FleetConfig(
+        stores=args.stores,
+        ops_per_store=args.ops_per_store,
+        skus_per_store=args.skus_per_store,
+        concurrency=args.concurrency,
+        seed=args.seed,
+        converge_timeout=args.converge_timeout,
+    )
+    run = run_fleet(
+        config,
+        chosen,
+        args.report,
+        broker_url=os.environ.get("STORE_TEST_BROKER_URL", DEFAULT_BROKER_URL),
+        toxiproxy_url=os.environ.get("TOXIPROXY_URL", DEFAULT_TOXIPROXY_URL),
+    )
+    failed = [r.scenario.name for r in run.results if not r.passed] + run.errors
+    print(f"summary: {run.summary}; failed: {', '.join(failed) or 'none'}")
+    return 0 if run.passed else 1
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from chaos.fleet.ingest import run_ingest
+
+    clients = [int(n) for n in args.clients.split(",")]
+    results = run_ingest(
+        clients, batches=args.batches, batch_size=args.batch_size, shared=args.shared_skus
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
         return _list(args.ci)
+    if args.command == "fleet":
+        return _fleet(args)
+    if args.command == "fleet-ingest":
+        return _ingest(args)
+    if args.command == "fleet-broker":
+        from chaos.fleet.broker_cost import measure_broker
+
+        url = os.environ.get("STORE_TEST_BROKER_URL", DEFAULT_BROKER_URL)
+        cost = measure_broker(url, queues=args.queues, connections=args.connections)
+        print(json.dumps(cost.as_dict(), indent=2))
+        return 0
     return _run(args)
 
 

@@ -243,3 +243,54 @@ def local_view_mismatches(obs: Observation) -> list[dict[str, Any]]:
         if problems:
             mismatches.append({"sku": sku, "problem": "; ".join(problems)})
     return mismatches
+
+
+def restrict(obs: Observation, skus: Iterable[str], *, store_service: str) -> Observation:
+    """The part of an observation about `skus`, judged as `store_service`'s.
+
+    Every input is keyed by SKU, so one store of a fleet, or one scenario of a run that shares
+    its stores with earlier ones, is checked on its own SKUs exactly as a lone store would be.
+    Other stores writing the same SKUs count as other writers (like the competing writer).
+    """
+    wanted = frozenset(skus)
+    return Observation(
+        history=[r for r in obs.history if r.sku in wanted],
+        initial={sku: q for sku, q in obs.initial.items() if sku in wanted},
+        journal=[e for e in obs.journal if e["sku"] in wanted],
+        central={sku: q for sku, q in obs.central.items() if sku in wanted},
+        changes=[c for c in obs.changes if c["sku"] in wanted],
+        local={sku: item for sku, item in obs.local.items() if sku in wanted},
+        store_service=store_service,
+    )
+
+
+def fleet_stock_mismatches(
+    *,
+    initial: Mapping[str, int],
+    central: Mapping[str, int],
+    journal: Sequence[Mapping[str, Any]],
+    changes_by_service: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> list[dict[str, Any]]:
+    """Central as a whole, per SKU: central == seed + every store's acknowledged-and-synced
+    deltas (from each store's own outbox, not from central's journal) + the deltas of writers
+    that are not stores (the competing writer; seeds excluded).
+
+    A store delta central applied twice, or one a store calls synced that central never
+    applied, moves one side and not the other.
+    """
+    expected: dict[str, int] = defaultdict(int)
+    for sku, quantity in initial.items():
+        expected[sku] += quantity
+    for changes in changes_by_service.values():
+        for change in changes:
+            if change["status"] == "synced":
+                expected[str(change["sku"])] += int(change["delta"])
+    for entry in journal:
+        if entry["service"] not in changes_by_service and entry.get("kind") != "seed":
+            expected[str(entry["sku"])] += int(entry["delta"])
+    mismatches = []
+    for sku in sorted(set(expected) | set(central)):
+        actual = central.get(sku, 0)
+        if actual != expected[sku]:
+            mismatches.append({"sku": sku, "expected": expected[sku], "central": actual})
+    return mismatches

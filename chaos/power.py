@@ -268,9 +268,8 @@ class PowerCutter:
     def _restart(self) -> None:
         """The API and a worker start together (each takes seconds to import)."""
         self.stack.api.start()
-        self.stack.launch_worker()
-        self.stack.store.wait_ready()
-        self.stack.wait_worker()
+        self.stack.node.launch_worker()
+        self.stack.node.wait_ready()
 
     def _wait_for_a_batch_applied(self) -> bool:
         """Until central applies one more change of the store: its answer is still on the way

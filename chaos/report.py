@@ -1,6 +1,6 @@
 """Reports of chaos runs: per scenario a JSON file (everything), a Markdown page and a PNG
-timeline; for a set of runs a Markdown summary table (the one docs/chaos.md and the README
-show)."""
+timeline; for a set of runs a Markdown summary table (the one docs/chaos.md
+shows)."""
 
 from __future__ import annotations
 

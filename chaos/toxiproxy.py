@@ -276,6 +276,7 @@ def _error_message(response: httpx.Response) -> str:
     return text
 
 
+# The parameters mirror ToxiproxyClient.add_toxic, which this forwards to.
 @contextlib.contextmanager
 def fault(
     client: ToxiproxyClient,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,15 +32,17 @@ class CentralEnv:
     services: dict[str, str]  # name -> secret
 
 
-def central_env(workdir: Path, **overrides: object) -> CentralEnv:
-    """central_sim on `workdir/central.db` with random secrets; `overrides` become variables
-    (the `CENTRAL_SIM_` prefix is added when missing)."""
-    services = {name: secrets.token_urlsafe(32) for name in SERVICE_NAMES}
+def central_env(
+    workdir: Path, *, services: Sequence[str] = SERVICE_NAMES, **overrides: object
+) -> CentralEnv:
+    """central_sim on `workdir/central.db` with a random secret for each of `services`;
+    `overrides` become variables (the `CENTRAL_SIM_` prefix is added when missing)."""
+    secrets_by_name = {name: secrets.token_urlsafe(32) for name in services}
     env = {
         "CENTRAL_SIM_DATABASE_URL": f"sqlite:///{workdir / 'central.db'}",
         "CENTRAL_SIM_JWT_SECRET": secrets.token_urlsafe(48),
         "CENTRAL_SIM_ADMIN_TOKEN": secrets.token_urlsafe(24),
-        "CENTRAL_SIM_SERVICES": json.dumps(services),
+        "CENTRAL_SIM_SERVICES": json.dumps(secrets_by_name),
         "CENTRAL_SIM_SERVICES_FILE": "",  # ignore a developer's .env pointing at a file
         "CENTRAL_SIM_LOG_LEVEL": "WARNING",
     }
@@ -102,10 +104,16 @@ class CentralSim:
 
 
 def launch_central(
-    workdir: Path, *, port: int | None = None, log_dir: Path | None = None, **overrides: object
+    workdir: Path,
+    *,
+    port: int | None = None,
+    log_dir: Path | None = None,
+    services: Sequence[str] = SERVICE_NAMES,
+    **overrides: object,
 ) -> CentralSim:
-    """Start central_sim (on `port`, or a free one) without waiting; see `CentralSim.wait_ready`."""
-    setup = central_env(workdir, **overrides)
+    """Start central_sim (on `port`, or a free one) without waiting; see `CentralSim.wait_ready`.
+    `services`: the identities it knows (a fleet gives one per store)."""
+    setup = central_env(workdir, services=services, **overrides)
     port = port or free_port()
     process = Process(
         f"central_sim-{port}",
@@ -117,10 +125,15 @@ def launch_central(
 
 
 def start_central(
-    workdir: Path, *, port: int | None = None, log_dir: Path | None = None, **overrides: object
+    workdir: Path,
+    *,
+    port: int | None = None,
+    log_dir: Path | None = None,
+    services: Sequence[str] = SERVICE_NAMES,
+    **overrides: object,
 ) -> CentralSim:
     """Start central_sim and wait until /health answers."""
-    sim = launch_central(workdir, port=port, log_dir=log_dir, **overrides)
+    sim = launch_central(workdir, port=port, log_dir=log_dir, services=services, **overrides)
     try:
         sim.wait_ready()
     except BaseException:
@@ -160,6 +173,13 @@ class SimAdmin:
     def rotate_key(self) -> None:
         self._call("POST", "/_sim/rotate-signing-key")
 
+    def revoke(self, service: str) -> None:
+        """Central refuses `service`'s secret and every token it holds (401) until `restore`."""
+        self._call("POST", f"/_sim/services/{service}/revoke")
+
+    def restore(self, service: str) -> None:
+        self._call("DELETE", f"/_sim/services/{service}/revoke")
+
     def start_competing(
         self, skus: list[str], *, rate: float, min_delta: int, max_delta: int, seconds: float
     ) -> None:
@@ -176,13 +196,26 @@ class SimAdmin:
         return dict(self._call("DELETE", "/_sim/competing-writer"))
 
     def journal(self) -> list[dict[str, Any]]:
+        return self.journal_since(0)
+
+    def journal_since(self, after_seq: int) -> list[dict[str, Any]]:
+        """Journal entries with seq > `after_seq`, oldest first."""
         entries: list[dict[str, Any]] = []
-        after = 0
+        after = after_seq
         while True:
             page = self._call("GET", "/_sim/journal", params={"after_seq": after, "limit": PAGE})
             entries.extend(page["entries"])
             if len(page["entries"]) < PAGE:
                 return entries
+            after = page["next_after_seq"]
+
+    def journal_tail(self) -> int:
+        """The last journal seq so far (0 when empty): a mark for `journal_since`."""
+        after = 0
+        while True:
+            page = self._call("GET", "/_sim/journal", params={"after_seq": after, "limit": PAGE})
+            if len(page["entries"]) < PAGE:
+                return int(page["next_after_seq"])
             after = page["next_after_seq"]
 
     def stock(self) -> dict[str, int]:

@@ -4,23 +4,29 @@ Servers bind to 127.0.0.1 and log no access lines (request metrics are in /metri
 """
 
 import sys
+from collections.abc import Sequence
 
 STORE_APP = "store_service.main:app"
 CENTRAL_APP = "central_sim.main:app"
 
 
-def uvicorn_argv(app: str, port: int, *, host: str = "127.0.0.1") -> list[str]:
-    """uvicorn serving `app` (the store API or central_sim) on host:port."""
+def uvicorn_argv(
+    app: str, port: int, *, host: str = "127.0.0.1", server_args: Sequence[str] = ()
+) -> list[str]:
+    """uvicorn serving `app` (the store API or central_sim) on host:port, with the edge protocol
+    and limits both services are deployed with (`http_edge.server`); `server_args` are more
+    options of that command (`--request-timeout`, `--max-header-bytes`)."""
     return [
         sys.executable,
         "-m",
-        "uvicorn",
+        "http_edge.server",
         app,
         "--host",
         host,
         "--port",
         str(port),
         "--no-access-log",
+        *server_args,
     ]
 
 

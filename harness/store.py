@@ -7,6 +7,7 @@ worker = launch_worker(env, log_dir); wait_worker_ready(worker)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,11 +64,15 @@ def launch_store_api(
     port: int | None = None,
     log_dir: Path | None = None,
     name: str = "store-api",
+    server_args: Sequence[str] = (),
 ) -> StoreApi:
     """Start the store API under uvicorn (on `port`, or a free one) without waiting."""
     port = port or free_port()
     process = Process(
-        name, uvicorn_argv(STORE_APP, port), env=env, log_dir=log_dir or workdir / "logs"
+        name,
+        uvicorn_argv(STORE_APP, port, server_args=server_args),
+        env=env,
+        log_dir=log_dir or workdir / "logs",
     ).start()
     database = Path(env["STORE_DATABASE_URL"].removeprefix("sqlite:///"))
     return StoreApi(process, f"http://127.0.0.1:{port}", database, env)
@@ -100,9 +105,14 @@ def launch_beat(env: dict[str, str], log_dir: Path) -> Process:
     return Process("beat", celery_argv("beat", "--loglevel=INFO"), env=env, log_dir=log_dir).start()
 
 
-def start_store_api(workdir: Path, *, port: int | None = None, **env: str) -> StoreApi:
-    """The store API on `workdir/store.db` (extra environment as keywords), once it answers."""
-    api = launch_store_api(workdir, env=store_env(workdir / "store.db", **env), port=port)
+def start_store_api(
+    workdir: Path, *, port: int | None = None, server_args: Sequence[str] = (), **env: str
+) -> StoreApi:
+    """The store API on `workdir/store.db` (extra environment as keywords), once it answers;
+    `server_args` are more options of the server command (`harness.commands.uvicorn_argv`)."""
+    api = launch_store_api(
+        workdir, env=store_env(workdir / "store.db", **env), port=port, server_args=server_args
+    )
     try:
         api.wait_ready()
     except BaseException:

@@ -9,7 +9,8 @@ are dropped, since they may hold a secret or be large) and say how many there we
 
 One `Problems` per app installs the handlers: a raised `ProblemError`, FastAPI's request
 validation, Starlette's HTTP errors, the app's own refusals (a table of exception type → the
-problem it becomes), and anything unexpected (a logged 500).
+problem it becomes), and anything unexpected (a logged 500 from `http_edge.errors`, which also
+records a client that hung up before its answer).
 """
 
 from collections.abc import Callable, Mapping
@@ -22,6 +23,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from http_edge.errors import EdgeErrorMiddleware
 
 PROBLEM_JSON = "application/problem+json"
 SLUG_STATE = "problem_slug"
@@ -101,6 +104,8 @@ class Problems:
 
     def __init__(self, base: str) -> None:
         self.base = base
+        self.refusals: dict[type[Exception], Callable[[Any], ProblemError]] = {}
+        self.allowed_methods: Callable[[Request], str | None] | None = None
 
     def response(
         self,
@@ -122,6 +127,11 @@ class Problems:
         body.update((key, value) for key, value in extensions.items() if value is not None)
         return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
+    def internal_error(self, request: Request | None) -> JSONResponse:
+        return self.response(
+            request, 500, "internal-error", "Internal error", "The error was logged; retry later."
+        )
+
     def from_error(self, request: Request | None, error: ProblemError) -> JSONResponse:
         return self.response(
             request,
@@ -142,67 +152,69 @@ class Problems:
     ) -> None:
         """Answer every error of `app` with a problem document; `refusals` maps the app's own
         exceptions to problems, `allowed_methods` gives a 405's `Allow` header."""
+        self.refusals = dict(refusals or {})
+        self.allowed_methods = allowed_methods
 
-        async def on_problem(request: Request, exc: Exception) -> JSONResponse:
-            assert isinstance(exc, ProblemError)
+        async def on_error(request: Request, exc: Exception) -> JSONResponse:
+            return self.answer(request, exc)
+
+        for kind in (ProblemError, RequestValidationError, StarletteHTTPException, *self.refusals):
+            app.add_exception_handler(kind, on_error)
+        # Starlette's last line answers with this but then re-raises (uvicorn logs it again and
+        # drops the connection); EdgeErrorMiddleware, innermost, answers without re-raising.
+        app.add_exception_handler(Exception, on_error)
+        app.add_middleware(EdgeErrorMiddleware, problems=self)
+
+    def answer(self, request: Request, exc: Exception) -> JSONResponse:
+        """The problem document for any exception a request raised (what the installed handlers
+        answer; the consoles call it too)."""
+        if isinstance(exc, ProblemError):
             return self.from_error(request, exc)
-
-        async def on_refusal(request: Request, exc: Exception) -> JSONResponse:
-            for kind in type(exc).__mro__:
-                convert = (refusals or {}).get(kind)
-                if convert is not None:
-                    problem: ProblemError = convert(exc)
+        if isinstance(exc, RequestValidationError):
+            return self._validation(request, exc)
+        if isinstance(exc, StarletteHTTPException):
+            return self._http(request, exc)
+        for kind in type(exc).__mro__:
+            convert = self.refusals.get(kind)
+            if convert is not None:
+                problem: ProblemError = convert(exc)
+                if problem.status < 500:  # a 5xx condition is logged where it is detected
                     log.info("request_refused", problem=problem.slug, path=request.url.path)
-                    return self.from_error(request, problem)
-            return await on_unexpected(request, exc)
+                return self.from_error(request, problem)
+        return self._unexpected(request, exc)
 
-        async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-            assert isinstance(exc, RequestValidationError)
-            errors = validation_errors(list(exc.errors()))
-            if any(error["code"] == "json_invalid" for error in errors):
-                return self.response(
-                    request, 400, "malformed-json", "Malformed JSON", "The body is not valid JSON."
-                )
-            shown = errors[:MAX_ERRORS]
-            detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in shown)
-            if len(errors) > len(shown):
-                detail += f"; and {len(errors) - len(shown)} more"
+    def _validation(self, request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(list(exc.errors()))
+        if any(error["code"] == "json_invalid" for error in errors):
             return self.response(
-                request,
-                422,
-                "validation-error",
-                "Invalid request",
-                detail,
-                field=shown[0]["field"] if shown else None,
-                errors=shown,
-                error_count=len(errors),
+                request, 400, "malformed-json", "Malformed JSON", "The body is not valid JSON."
             )
+        shown = errors[:MAX_ERRORS]
+        detail = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in shown)
+        if len(errors) > len(shown):
+            detail += f"; and {len(errors) - len(shown)} more"
+        return self.response(
+            request,
+            422,
+            "validation-error",
+            "Invalid request",
+            detail,
+            field=shown[0]["field"] if shown else None,
+            errors=shown,
+            error_count=len(errors),
+        )
 
-        async def on_http(request: Request, exc: Exception) -> JSONResponse:
-            assert isinstance(exc, StarletteHTTPException)
-            phrase = HTTPStatus(exc.status_code).phrase
-            slug = phrase.lower().replace(" ", "-").replace("'", "")
-            detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
-            headers = dict(exc.headers or {})
-            if exc.status_code == 405 and allowed_methods is not None:
-                allowed = allowed_methods(request)
-                if allowed:
-                    headers["Allow"] = allowed
-            return self.response(request, exc.status_code, slug, phrase, detail, headers=headers)
+    def _http(self, request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        phrase = HTTPStatus(exc.status_code).phrase
+        slug = phrase.lower().replace(" ", "-").replace("'", "")
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405 and self.allowed_methods is not None:
+            allowed = self.allowed_methods(request)
+            if allowed:
+                headers["Allow"] = allowed
+        return self.response(request, exc.status_code, slug, phrase, detail, headers=headers)
 
-        async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-            log.error("unhandled_error", path=request.url.path, exc_info=exc)
-            return self.response(
-                request,
-                500,
-                "internal-error",
-                "Internal error",
-                "The error was logged; retry later.",
-            )
-
-        app.add_exception_handler(ProblemError, on_problem)
-        app.add_exception_handler(RequestValidationError, on_validation)
-        app.add_exception_handler(StarletteHTTPException, on_http)
-        for kind in refusals or {}:
-            app.add_exception_handler(kind, on_refusal)
-        app.add_exception_handler(Exception, on_unexpected)
+    def _unexpected(self, request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error", path=request.url.path, exc_info=exc)
+        return self.internal_error(request)

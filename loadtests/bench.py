@@ -81,7 +81,7 @@ class Server:
 
 
 def start_store(label: str, workdir: Path, code_dir: Path, *, log_level: str) -> Server:
-    """uvicorn (one worker, httptools, the event loop `serve` uses) on a fresh DB."""
+    """uvicorn (one worker, the protocol and event loop `serve` uses) on a fresh DB."""
     workdir.mkdir(parents=True, exist_ok=True)
     database = workdir / "store.db"
     port = free_port()
@@ -92,18 +92,19 @@ def start_store(label: str, workdir: Path, code_dir: Path, *, log_level: str) ->
         "STORE_ALLOW_NEGATIVE_STOCK": "true",  # sells on unseeded SKUs must not be 409s here
         "STORE_MIGRATE_ON_STARTUP": "true",
     }
+    # As each commit serves: with the edge protocol (h11 + limits) where it has one, else
+    # uvicorn's default (httptools), so --compare-ref measures the protocol choice too.
+    server = "http_edge.server" if (code_dir / "http_edge" / "server.py").exists() else "uvicorn"
     argv = [
         sys.executable,
         "-m",
-        "uvicorn",
+        server,
         "--factory",
         "loadtests.bench_app:create_bench_app",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        "--workers",
-        "1",
         "--no-access-log",
         "--loop",
         EVENT_LOOP,  # as `python -m store_service.serve` runs it

@@ -126,6 +126,8 @@ class TillUser(_StoreUser):
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
+# Each user class spells out its own request and success rule: the shapes repeat, the
+# expectations (200 vs 422 vs 409) are what each profile is about.
 class ReceivingUser(_StoreUser):
     weight = 1
 

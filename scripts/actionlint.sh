@@ -22,18 +22,8 @@ BIN=$GOBIN_DIR/actionlint
 
 log() { echo "[actionlint] $*" >&2; }
 
-find_go() {
-  if command -v go >/dev/null 2>&1; then
-    command -v go
-  elif [[ -x /usr/local/go/bin/go ]]; then
-    echo /usr/local/go/bin/go
-  else
-    log "no Go toolchain found; installing Debian's golang-go"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q golang-go >&2 ||
-      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q golang-go >&2; }
-    command -v go
-  fi
-}
+# shellcheck source=scripts/find_go.sh
+source "$(dirname "${BASH_SOURCE[0]}")/find_go.sh"
 
 # `go install pkg@version` stamps the module version into the binary: its first line.
 binary_current() {

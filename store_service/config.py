@@ -63,7 +63,7 @@ class Settings(BaseSettings):
         None, description="If set, a change schedules a sync this many seconds later (debounced)."
     )
     conflict_strategy: ConflictStrategy = Field(
-        ConflictStrategy.REBASE, description="rebase, central_wins or manual (see README)."
+        ConflictStrategy.REBASE, description="rebase, central_wins or manual (docs/design.md)."
     )
     rebase_max_attempts: int = Field(5, ge=1, description="Rebases per change before parking.")
     backoff_base_seconds: float = Field(1.0, gt=0, description="First retry delay.")
@@ -74,13 +74,28 @@ class Settings(BaseSettings):
         description="Broker queue for sync tasks; one per store when stores share a broker.",
     )
 
-    # API authentication (README "Contract tests and security"): off while no key is set.
+    # API authentication (docs/api.md, Security): off while no key is set.
     api_keys: Annotated[frozenset[SecretStr], NoDecode] = Field(
         frozenset(),
         description="API keys for /v1 (comma-separated or a JSON list); empty: no auth (dev).",
     )
     api_allow_anonymous_reads: bool = Field(
         False, description="With keys set, let GET /v1/local/* through without one."
+    )
+
+    # The operator console at /console (docs/console.md)
+    console_session_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Signs console session cookies; empty: a random one per process.",
+    )
+    console_session_max_age_seconds: int = Field(
+        8 * 3600,
+        ge=60,
+        le=30 * 86_400,
+        description="Console sessions end this long after sign-in.",
+    )
+    console_poll_seconds: float = Field(
+        2.0, ge=0.2, le=60, description="How often console pages refresh their live parts."
     )
 
     # Update rules
@@ -90,7 +105,7 @@ class Settings(BaseSettings):
         7 * 86_400, ge=0, description="How long a final change's operation_id is kept for replay."
     )
 
-    # Observability (README "Observability")
+    # Observability (docs/operations.md)
     worker_metrics_port: int = Field(
         9102, ge=0, le=65535, description="Worker's Prometheus port (0: no metrics server)."
     )

@@ -71,6 +71,14 @@ class Resolution(StrEnum):
     OPERATOR_DISCARD = "operator_discard"
 
 
+class OperatorAction(StrEnum):
+    """What an operator may do with a change parked in `conflict` (the JSON API and the
+    console both call `store_service.operator.act`)."""
+
+    RETRY = "retry"  # back to pending, due now, attempts and rebases reset
+    DISCARD = "discard"  # final: its delta leaves the local view
+
+
 class ConflictStrategy(StrEnum):
     """What the sync run does when central's version moved under a change."""
 
@@ -128,6 +136,8 @@ class UpdateOutcome(StrEnum):
     VERSION_CONFLICT = "version_conflict"
     INSUFFICIENT_STOCK = "insufficient_stock"
     INVALID = "invalid"
+    CLIENT_CLOSED = "client_closed"  # the client hung up before the answer: not a server error
+    STORAGE_UNAVAILABLE = "storage_unavailable"  # disk full, read-only or missing database
     ERROR = "error"
 
 
@@ -148,6 +158,16 @@ class SqliteSynchronous(StrEnum):
     def pragma(self) -> str:
         """The value for `PRAGMA synchronous`."""
         return "FULL" if self is SqliteSynchronous.FULL else "OFF"
+
+
+class StorageCondition(StrEnum):
+    """Why the database cannot take writes (`store_storage_failures_total{condition}`, the
+    `storage-unavailable` problem's `condition`); each clears by itself once writes succeed."""
+
+    DISK_FULL = "disk_full"  # SQLITE_FULL: no space for the WAL or the database file
+    READ_ONLY = "read_only"  # SQLITE_READONLY: a read-only file or filesystem
+    MISSING = "missing"  # the file vanished or moved under the open database, or won't open
+    IO_ERROR = "io_error"  # SQLITE_IOERR: the disk failed a read, write or fsync
 
 
 # --- stock rules ----------------------------------------------------------------------------

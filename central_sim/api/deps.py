@@ -47,9 +47,9 @@ def authenticated_service(
         log.info("token_refused", reason=str(exc))
         raise _unauthorized(str(exc)) from exc
     service = str(claims["sub"])
-    if service not in rt.services:
+    if not rt.active(service):
         rt.metrics.auth_failures.labels("unknown_service").inc()
-        raise _unauthorized("token subject is not a known service")
+        raise _unauthorized("token subject is not a known service or was revoked")
     return service
 
 

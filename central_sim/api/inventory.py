@@ -110,6 +110,8 @@ async def adjust(
     )
     if caller.drop_response:
         raise _dropped()
+    # The refusals read like the store's own (api/problems.py) on purpose: the same problem
+    # types for the same rules, so a client handles both services alike; messages differ.
     if outcome.status == Status.CONFLICT:
         raise ProblemError(
             409,

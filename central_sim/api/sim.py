@@ -13,7 +13,8 @@ from central_sim.api.inventory import READ_ITEM
 from central_sim.competing import CompetingWriterConfig
 from central_sim.faults import Faults, FaultsUpdate
 from central_sim.ledger import SKU_PATTERN
-from central_sim.problems import problem_responses
+from central_sim.problems import ProblemError, problem_responses
+from central_sim.runtime import Runtime
 from central_sim.schemas import InventoryItem, integral_float_to_int
 
 router = APIRouter(
@@ -181,6 +182,46 @@ def rotate_signing_key(rt: RuntimeDep) -> Done:
     rt.metrics.faults.labels("key_rotation").inc()
     log.info("signing_key_rotated")
     return Done(status="rotated")
+
+
+ServicePath = Annotated[str, Path(min_length=1, max_length=128, examples=["inventory-service"])]
+
+
+class Revocation(BaseModel):
+    service: str
+    revoked: bool
+
+
+def _set_revoked(rt: Runtime, service: str, *, revoked: bool) -> None:
+    try:
+        operations.set_revoked(rt, service, revoked=revoked)
+    except operations.UnknownService as exc:
+        raise ProblemError(404, "unknown-service", "Unknown service", str(exc)) from exc
+
+
+@router.post(
+    "/services/{service}/revoke",
+    response_model=Revocation,
+    responses=problem_responses(404),
+    summary="Revoke an identity: its secret and its issued tokens are refused (401)",
+)
+def revoke_service(service: ServicePath, rt: RuntimeDep) -> Revocation:
+    _set_revoked(rt, service, revoked=True)
+    rt.metrics.faults.labels("revocation").inc()
+    log.info("service_revoked", service=service)
+    return Revocation(service=service, revoked=True)
+
+
+@router.delete(
+    "/services/{service}/revoke",
+    response_model=Revocation,
+    responses=problem_responses(404),
+    summary="Restore a revoked identity",
+)
+def restore_service(service: ServicePath, rt: RuntimeDep) -> Revocation:
+    _set_revoked(rt, service, revoked=False)
+    log.info("service_restored", service=service)
+    return Revocation(service=service, revoked=False)
 
 
 @router.post(

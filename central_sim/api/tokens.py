@@ -19,14 +19,15 @@ log = structlog.get_logger("central_sim.auth")
     summary="Exchange service credentials for a bearer token",
 )
 async def issue(body: TokenRequest, rt: RuntimeDep) -> TokenResponse:
-    if not credentials_valid(rt.services, body.service_name, body.service_secret):
+    valid = credentials_valid(rt.services, body.service_name, body.service_secret)
+    if not valid or body.service_name in rt.revoked:  # one answer: revocation is not told apart
         rt.metrics.auth_failures.labels("credentials").inc()
         log.info("token_refused", reason="bad credentials")  # never the name/secret pair
         raise ProblemError(
             401,
             "invalid-credentials",
             "Invalid credentials",
-            "unknown service or wrong secret",
+            "unknown service, wrong secret or revoked identity",
             headers=BEARER_CHALLENGE,
         )
     ttl = rt.faults.faults.token_ttl_seconds or rt.settings.token_ttl_seconds

@@ -13,6 +13,7 @@ from fastapi.telemetry import TelemetryConfig
 from http_edge.body_limit import BodySizeLimitMiddleware
 from http_edge.problems import Problem
 from store_service.api.auth import ApiKeys, api_key_dependency, declare_security
+from store_service.api.console.routes import build_console
 from store_service.api.deps import StoreRuntime
 from store_service.api.health import HealthChecker
 from store_service.api.metrics import install_metrics
@@ -62,13 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.to_thread(db.migrate, settings)
         sync = settings.sqlite_synchronous
         db.warn_if_unsafe(sync)
+        writer = Writer(settings.database_path, synchronous=sync).start()
         runtime = StoreRuntime(
             settings=settings,
-            writer=Writer(settings.database_path, synchronous=sync).start(),
+            writer=writer,
             reader=db.connect(settings.database_path, readonly=True, synchronous=sync),
             publisher=SyncPublisher(settings),
             central=CentralClient.from_settings(settings),
-            health=HealthChecker(settings),
+            health=HealthChecker(settings, storage=writer.faults),
         )
         app.state.runtime = runtime
         tune_garbage_collector()
@@ -104,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(change_routes.router, dependencies=v1_dependencies)
     app.include_router(sync_routes.router, dependencies=v1_dependencies)
     app.include_router(health_routes.router)  # unauthenticated: probes and load balancers
+    # The operator console (HTML, its own session and CSRF): ordinary routes after the API's.
+    app.include_router(build_console(settings, keys))
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes, problems=PROBLEMS
     )

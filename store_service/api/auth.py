@@ -50,6 +50,14 @@ class ApiKeys:
             matched |= hmac.compare_digest(candidate, digest)
         return matched
 
+    def match(self, presented: str) -> bytes | None:
+        """The digest naming the key presented, when it is accepted (the console's sign-in)."""
+        return _digest(presented) if self.accepts(presented) else None
+
+    @property
+    def digests(self) -> tuple[bytes, ...]:
+        return tuple(self._digests)
+
 
 def presented_key(request: Request) -> str | None:
     """The key from `Authorization: Bearer <key>` or `X-API-Key`, if either is present."""

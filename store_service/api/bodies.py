@@ -2,7 +2,8 @@
 
 The hot path reads the raw body and lets pydantic parse and validate it in one pass
 (`model_validate_json`), which is faster than FastAPI's decode-then-validate and lets us answer
-a non-JSON content type with 415 instead of a confusing 422.
+a non-JSON content type with 415 instead of a confusing 422. What counts as JSON, and the
+refusal of repeated keys, are both services' rules (`http_edge.json_body`).
 """
 
 from typing import Any, TypeVar
@@ -13,18 +14,15 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
-from store_service.api.problems import ProblemError
+from http_edge.json_body import (
+    DuplicateKey,
+    check_unique_keys,
+    duplicate_key_problem,
+    is_json_document,
+    unsupported_media_type,
+)
 
 M = TypeVar("M", bound=BaseModel)
-
-
-def _is_json(content_type: str | None) -> bool:
-    if content_type is None:
-        return True  # tolerate clients that send JSON without saying so
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (
-        media.startswith("application/") and media.endswith("+json")
-    )
 
 
 def _content_type(scope: Scope) -> str | None:
@@ -48,14 +46,13 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 async def parse_json_body(request: Request, model: type[M]) -> M:
-    if not _is_json(_content_type(request.scope)):
-        raise ProblemError(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            "Send the body as application/json.",
-        )
+    if not is_json_document(_content_type(request.scope)):
+        raise unsupported_media_type()
     raw = await _read_body(request.receive)
+    try:
+        check_unique_keys(raw)
+    except DuplicateKey as exc:
+        raise duplicate_key_problem(exc) from None
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

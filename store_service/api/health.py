@@ -4,7 +4,7 @@ Components (each reported with `status` and `latency_ms`, plus a `detail` when n
 
 | component | ok when | otherwise |
 |---|---|---|
-| database | the SQLite file opens and the schema answers a query | down |
+| database | the SQLite file opens and the schema answers a query, and writes succeed | down |
 | broker | a connection to `STORE_BROKER_URL` opens (the filesystem dev broker always is) | down |
 | central | `GET {STORE_CENTRAL_URL}/health` answers below 500 | down |
 | worker | the worker heartbeat is younger than 3 x `STORE_WORKER_HEARTBEAT_SECONDS` | down |
@@ -15,9 +15,15 @@ Overall: `down` (HTTP 503) when the database is down — the API cannot take a s
 locally (local-first), sync waits; `ok` (HTTP 200) otherwise. The broker and central probes are
 network calls: their results are reused for `STORE_HEALTH_CACHE_SECONDS`, so polling health
 cannot be turned into a load on central or RabbitMQ.
+
+While the API's writes fail for a storage condition (a full disk, a read-only or vanished file:
+`store_service.storage.faults`), the database is down, whatever reads still do; each health
+check then tries one small write of its own, so the component recovers by itself once space
+returns, even with no update arriving to prove it.
 """
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -28,8 +34,9 @@ import httpx
 from kombu.connection import Connection
 
 from store_service.config import Settings
-from store_service.storage.db import connect
-from store_service.sync import heartbeat
+from store_service.storage.db import connect, transaction
+from store_service.storage.faults import StorageFaults, classify
+from store_service.sync import heartbeat, state
 from store_service.sync.celery_app import broker_url, is_amqp
 from store_service.sync.heartbeat import STALE_AFTER_INTERVALS
 from store_service.sync.status import summary as sync_summary
@@ -80,6 +87,32 @@ def probe_database(settings: Settings) -> tuple[HealthStatus, str | None]:
         conn.execute("SELECT count(*) FROM sync_state").fetchone()
     finally:
         conn.close()
+    return OK, None
+
+
+PROBE_BUSY_TIMEOUT_MS = 1_000
+
+
+def probe_storage(settings: Settings, faults: StorageFaults) -> tuple[HealthStatus, str | None]:
+    """One small write while `faults` has a condition: down while it fails, clears it if not."""
+    condition = faults.condition
+    if condition is None:
+        return OK, None
+    try:
+        conn = connect(settings.database_path, synchronous=settings.sqlite_synchronous)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {PROBE_BUSY_TIMEOUT_MS}")
+            with transaction(conn):
+                state.put(conn, state.Fact.STORAGE_PROBE, time.time(), now=time.time())
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        if classify(exc) is None:
+            raise
+        faults.failed(exc)
+        seconds = faults.unavailable_for() or 0.0
+        return DOWN, f"{faults.condition or condition}: writes fail for {seconds:.0f}s"
+    faults.succeeded()
     return OK, None
 
 
@@ -162,9 +195,16 @@ def _describe(exc: Exception) -> str:
 class HealthChecker:
     """Runs the probes concurrently; the network ones are cached and never run twice at once."""
 
-    def __init__(self, settings: Settings, probes: dict[str, Probe] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        probes: dict[str, Probe] | None = None,
+        *,
+        storage: StorageFaults | None = None,
+    ) -> None:
         self.settings = settings
         self.probes = probes or PROBES
+        self.storage = storage  # the API writer's storage condition, for the database
         self._cache: dict[str, tuple[float, ComponentHealth]] = {}
         self._locks = {name: asyncio.Lock() for name in CACHED}
 
@@ -176,6 +216,12 @@ class HealthChecker:
 
     async def _component(self, name: str) -> ComponentHealth:
         probe = self.probes[name]
+        storage = self.storage
+        if name == "database" and storage is not None and storage.condition is not None:
+            read = await _timed(name, probe, self.settings)
+            if read.status != OK:
+                return read
+            return await _timed(name, lambda s: probe_storage(s, storage), self.settings)
         if name not in CACHED:
             return await _timed(name, probe, self.settings)
         return await self._cached(name, lambda: _timed(name, probe, self.settings))

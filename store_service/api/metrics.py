@@ -12,32 +12,40 @@ Update outcomes are counted in the same pass, from what the route and the proble
 produced: 200 is `applied`, or `replayed` with `Idempotent-Replayed: true`; a problem is
 classified by the slug the problem handler records on the request state
 (`http_edge.problems.SLUG_STATE`): `version_conflict`, `insufficient_stock`; any other 4xx is
-`invalid`; a 5xx is `error`. Nothing is counted inside the writer.
+`invalid`; `storage-unavailable` (a 503: disk full, read-only or vanished database) is
+`storage_unavailable`; any other 5xx is `error`. A client that hung up before its answer
+(`http_edge.errors`) is `client_closed` and its request is recorded with status 499, never as
+a 5xx. Nothing is counted inside the writer.
 
 Each app has its own registry (tests build many apps in one process).
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from http_edge.errors import CLIENT_CLOSED_STATE, CLIENT_CLOSED_STATUS
 from store_service.api.backlog_metrics import BacklogCollector
 from store_service.api.problems import SLUG_STATE
 from store_service.config import Settings
-from store_service.domain import UpdateOutcome
+from store_service.domain import StorageCondition, UpdateOutcome
+from store_service.storage.faults import StorageFaults
 
 NAMESPACE = "store"
 UPDATE_HANDLER = "/v1/local/inventory/{sku}/update"
 _PROBLEM_OUTCOMES = {
     "version-conflict": UpdateOutcome.VERSION_CONFLICT,
     "insufficient-stock": UpdateOutcome.INSUFFICIENT_STOCK,
+    "storage-unavailable": UpdateOutcome.STORAGE_UNAVAILABLE,
 }
 # Latency buckets around what the hot path does (a group commit is a few milliseconds).
 LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -50,9 +58,12 @@ def update_outcome(status: int, replayed: bool, problem_slug: str | None) -> Upd
     """The outcome of one answered update request."""
     if status == 200:
         return UpdateOutcome.REPLAYED if replayed else UpdateOutcome.APPLIED
-    if status >= 500:
-        return UpdateOutcome.ERROR
-    return _PROBLEM_OUTCOMES.get(problem_slug or "", UpdateOutcome.INVALID)
+    if status == CLIENT_CLOSED_STATUS:
+        return UpdateOutcome.CLIENT_CLOSED
+    outcome = _PROBLEM_OUTCOMES.get(problem_slug or "")
+    if outcome is not None:
+        return outcome
+    return UpdateOutcome.ERROR if status >= 500 else UpdateOutcome.INVALID
 
 
 class RequestMetricsMiddleware:
@@ -95,14 +106,48 @@ class RequestMetricsMiddleware:
         if handler is None or handler.startswith(EXCLUDED_PREFIXES):
             return  # untemplated (404s, scanners' paths) or excluded: no label to grow
         method = scope["method"]
+        state: Mapping[str, Any] = scope.get("state") or {}
         status = start["status"]
+        if start.get("type") is None and state.get(CLIENT_CLOSED_STATE):
+            status = CLIENT_CLOSED_STATUS  # no answer was started: the client left first
         group = f"{status // 100}xx"
         self.requests.labels(method, group, handler).inc()
         self.latency.labels(method, group, handler).observe(time.perf_counter() - started)
         if handler == UPDATE_HANDLER:
             replayed = any(tuple(h) == _REPLAYED for h in start.get("headers", ()))
-            state: Mapping[str, Any] = scope.get("state") or {}
             self.updates[update_outcome(status, replayed, state.get(SLUG_STATE))].inc()
+
+
+class StorageCollector(Collector):
+    """`store_storage_unavailable` (1 while the API's writes fail for a storage condition) and
+    `store_storage_failures_total{condition}`, read from the writer's `StorageFaults`."""
+
+    def __init__(self, faults: Callable[[], StorageFaults | None]) -> None:
+        self._faults = faults
+
+    def collect(self) -> Iterator[Metric]:
+        faults = self._faults()
+        unavailable = GaugeMetricFamily(
+            f"{NAMESPACE}_storage_unavailable",
+            "1 while the database cannot take writes (disk full, read-only, missing, I/O).",
+        )
+        unavailable.add_metric([], 0 if faults is None or faults.condition is None else 1)
+        yield unavailable
+        failures = CounterMetricFamily(
+            f"{NAMESPACE}_storage_failures",
+            "Writes failed for a storage condition, by condition.",
+            labels=["condition"],
+        )
+        for condition in StorageCondition:
+            failures.add_metric(
+                [condition.value], 0 if faults is None else faults.failures[condition]
+            )
+        yield failures
+
+
+def _storage_faults(app: FastAPI) -> StorageFaults | None:
+    runtime = getattr(app.state, "runtime", None)
+    return None if runtime is None else runtime.writer.faults
 
 
 def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
@@ -132,6 +177,7 @@ def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
         registry=registry,
     )
     registry.register(BacklogCollector(settings.database_path, settings.sqlite_synchronous))
+    registry.register(StorageCollector(lambda: _storage_faults(app)))
     app.add_middleware(
         RequestMetricsMiddleware, requests=requests, latency=latency, updates=updates
     )

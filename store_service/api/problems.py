@@ -18,6 +18,7 @@ from store_service.domain import (
     OperationReused,
     VersionMismatch,
 )
+from store_service.storage.faults import StorageUnavailable
 from store_service.sync.central import CentralAuthFailed, CentralUnavailable
 from store_service.sync.publisher import SyncNotQueued
 
@@ -27,6 +28,8 @@ PROBLEMS = Problems("https://store-service.dev/problems/")
 RETRY_AFTER_SECONDS = 5
 
 
+# One builder per refusal: alike in form (every RFC 9457 document is), each with its own
+# fields; a shared template would hide which fields a client gets for which refusal.
 def _version_conflict(exc: VersionMismatch) -> ProblemError:
     return ProblemError(
         409,
@@ -112,6 +115,24 @@ def _sync_not_queued(_exc: SyncNotQueued) -> ProblemError:
     )
 
 
+STORAGE_RETRY_AFTER_SECONDS = 10
+
+
+def _storage_unavailable(exc: StorageUnavailable) -> ProblemError:
+    # Not a refusal of the request: the store could not write. For a full disk, a read-only or
+    # vanished file the change was not recorded; an I/O error in the commit's fsync leaves that
+    # unknown, so the advice is the one that is right either way.
+    return ProblemError(
+        503,
+        "storage-unavailable",
+        "Storage unavailable",
+        f"The store's database cannot take writes ({exc.condition}). Retry with the same "
+        "operation_id: a change that was recorded is answered as a replay.",
+        headers={"Retry-After": str(STORAGE_RETRY_AFTER_SECONDS)},
+        condition=exc.condition.value,
+    )
+
+
 REFUSALS: Refusals = {
     VersionMismatch: _version_conflict,
     InsufficientStock: _insufficient_stock,
@@ -121,6 +142,7 @@ REFUSALS: Refusals = {
     CentralUnavailable: _central_unavailable,
     CentralAuthFailed: _central_auth_failed,
     SyncNotQueued: _sync_not_queued,
+    StorageUnavailable: _storage_unavailable,
 }
 
 

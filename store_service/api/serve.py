@@ -10,6 +10,7 @@ import argparse
 
 import uvicorn
 
+from http_edge.server import uvicorn_options
 from store_service.config import get_settings
 from store_service.logs import configure_logging
 
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         proxy_headers=False,
         loop=EVENT_LOOP,
+        **uvicorn_options(),  # h11 with a header limit and request deadline (docs/security.md)
     )
 
 

@@ -438,6 +438,29 @@ def list_changes(
     return items, window_end
 
 
+def recent_changes(
+    conn: sqlite3.Connection, *, status: ChangeState | None, sku: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """The newest changes first (the console's list), optionally of one status and/or SKU.
+
+    With a SKU, only the newest SKU_SCAN_WINDOW changes (of the status, if given) are looked
+    through, as in `list_changes`: there is no index by SKU.
+    """
+    where, params = ("WHERE status = ?", [status]) if status is not None else ("", [])
+    if sku is None:
+        rows = conn.execute(
+            f"SELECT {_VIEW_COLUMNS} FROM changes {where} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            f"SELECT * FROM (SELECT {_VIEW_COLUMNS} FROM changes {where} ORDER BY id DESC "
+            "LIMIT ?) WHERE sku = ? ORDER BY id DESC LIMIT ?",
+            [*params, SKU_SCAN_WINDOW, sku, limit],
+        ).fetchall()
+    return [_view(row) for row in rows]
+
+
 def _window_end(conn: sqlite3.Connection, clauses: list[str], params: list[Any]) -> int | None:
     """The id of the SKU_SCAN_WINDOW-th change matching `clauses`, None if there are fewer."""
     row = conn.execute(

@@ -43,6 +43,7 @@ import structlog
 
 from store_service.domain import SqliteSynchronous
 from store_service.storage.db import BUSY_TIMEOUT_MS, connect
+from store_service.storage.faults import StorageFaults, classify
 
 T = TypeVar("T")
 Job = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
@@ -115,7 +116,7 @@ class _LoopBatcher:
 
     def committed(self, batch: LoopBatch, outcomes: list[Outcome]) -> None:
         """Called on the loop once the batch's transaction ended: answer, then flush the next."""
-        _settle([future for _job, future in batch], outcomes)
+        _settle([future for _job, future in batch], self.writer._checked(outcomes))
         self.busy = False
         if self.pending:
             self.busy = True
@@ -147,6 +148,8 @@ class Writer:
         self.commits = 0
         self.jobs = 0
         self.checkpoints = 0
+        self.faults = StorageFaults()  # a full disk, a read-only or vanished file
+        self._changes_seen = 0
 
     def start(self) -> "Writer":
         self._conn = connect(self._path, synchronous=self._synchronous)
@@ -194,7 +197,8 @@ class Writer:
                     if not busy:  # busy: another connection was checkpointing; next time
                         self.checkpoints += 1
                 except sqlite3.Error as exc:  # the writer's backstop checkpoint still runs
-                    log.warning("wal_checkpoint_failed", error=repr(exc))
+                    if classify(exc) is None:  # a full disk is reported by the writes it fails
+                        log.warning("wal_checkpoint_failed", error=repr(exc))
                 if self._checkpoints_stop.wait(CHECKPOINT_EVERY_SECONDS):
                     return
         finally:
@@ -286,9 +290,37 @@ class Writer:
                         blocking.append(backlog.popleft())
                     self._acquire_transaction(backlog)
                     outcomes = self._run_in_transaction(conn, [job for _k, job, _f in blocking])
+                    outcomes = self._checked(outcomes)
                     _settle([future for _kind, _job, future in blocking], outcomes)
         finally:
             conn.close()
+
+    def _checked(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """The outcomes with storage failures (disk full, read-only, vanished file, I/O error)
+        as `StorageUnavailable`, recorded in `faults`; a batch that wrote and committed clears
+        any condition. Runs on whichever thread answers the batch."""
+        storage_failed = False
+        checked: list[Outcome] = []
+        for ok, value in outcomes:
+            if not ok and classify(value) is not None:
+                value = self.faults.failed(value)
+                storage_failed = True
+            checked.append((ok, value))
+        conn = self._conn
+        if conn is None:
+            return checked
+        try:
+            changes = conn.total_changes
+        except sqlite3.ProgrammingError:  # closed by stop(): nothing more to learn
+            return checked
+        before = self._changes_seen
+        self._changes_seen = changes
+        # Only a batch that wrote rows and committed them proves the disk takes writes again
+        # (a replay or a refusal writes nothing).
+        wrote = changes != before and any(ok for ok, _value in outcomes)
+        if wrote and not storage_failed:
+            self.faults.succeeded()
+        return checked
 
     def _acquire_transaction(self, backlog: deque[tuple[Any, ...]]) -> None:
         """Take the transaction lock. A loop may hold it with its COMMIT queued behind whatever
@@ -362,7 +394,8 @@ def _commit(conn: sqlite3.Connection, outcomes: list[Outcome]) -> list[Outcome]:
         conn.execute("COMMIT")
     except Exception as exc:
         # The commit itself failed (disk full, I/O error): nothing in the batch is durable.
-        log.error("writer_commit_failed", error=repr(exc), jobs=len(outcomes))
+        if classify(exc) is None:  # storage conditions are logged once, by Writer.faults
+            log.error("writer_commit_failed", error=repr(exc), jobs=len(outcomes))
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         return [(False, exc)] * len(outcomes)

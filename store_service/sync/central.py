@@ -30,6 +30,8 @@ RENEW_MARGIN_SECONDS = 60.0
 RENEW_MARGIN_FRACTION = 0.1
 
 
+# Central's answer per item (its wire vocabulary), not the store's ItemOutcome: the run maps
+# one to the other, and a rebased or parked change has no central status of its own.
 class ItemStatus(StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"

@@ -313,6 +313,7 @@ class _Run:
         """Record one item that central did not apply; returns its outcome."""
         conn, settings = self.conn, self.settings
 
+        # Parking and the central-wins discard read alike but write different states and columns.
         def park(resolution: Resolution, error: str, outcome: ItemOutcome) -> ItemOutcome:
             outbox.mark_conflict(
                 conn,

@@ -16,6 +16,7 @@ class Fact(StrEnum):
     LAST_RUN = "last_run"  # the last run's report (SyncReport.as_dict)
     AUTH_FAILED = "auth_failed"  # {"at", "detail"} while central refuses the credentials
     WORKER_HEARTBEAT = "worker_heartbeat"  # {"at", "hostname", "pid"}
+    STORAGE_PROBE = "storage_probe"  # Unix time of health's last write probe (storage faults)
 
 
 def get(conn: sqlite3.Connection, fact: Fact) -> Any:

@@ -1,4 +1,4 @@
-"""Contract level: print how many cases each API got (the README records these numbers)."""
+"""Contract level: print how many cases each API got."""
 
 import pytest
 

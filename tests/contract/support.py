@@ -22,7 +22,7 @@ STATEFUL_STEPS = 8
 # pytest-timeout per test: a runaway operation fails instead of eating the CI budget.
 OPERATION_TIMEOUT_SECONDS = 120
 
-# Cases sent, by test module and phase; printed at the end (README records them).
+# Cases sent, by test module and phase; printed at the end.
 CASES: Counter[str] = Counter()
 
 

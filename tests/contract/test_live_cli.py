@@ -2,7 +2,7 @@
 
 `uv run schemathesis run <url>/openapi.json` with the repo's schemathesis.toml (custom checks as
 hooks, all checks, all phases); a small max-examples keeps it inside the CI budget (not
---max-time: that makes fuzzing repeat until the time is spent). The README has the bigger local
+--max-time: that makes fuzzing repeat until the time is spent). docs/testing.md has the bigger local
 run and its case counts.
 """
 

@@ -14,6 +14,7 @@ from harness.store import StoreApi, start_store_api
 pytestmark = pytest.mark.integration
 
 PROBLEM = "application/problem+json"
+JSON_TYPE = {"content-type": "application/json"}
 COUNTS = "SELECT (SELECT count(*) FROM changes), (SELECT count(*) FROM inventory_items)"
 
 
@@ -198,10 +199,10 @@ def test_fifty_concurrent_requests_with_one_operation_id_apply_once(store: Store
         (b'{"delta": 1000001, "operation_id": "x1"}', {"content-type": "application/json"}, 422),
         (b'{"delta": 1}', {"content-type": "application/json"}, 422),
         (b'{"delta": 1, "operation_id": ""}', {"content-type": "application/json"}, 422),
-        (b'{"delta": 1, "operation_id": "' + b"a" * 129 + b'"}', {}, 422),
-        (b'{"delta": 1, "operation_id": "bad id"}', {}, 422),
-        (b'{"delta": 1, "operation_id": "x1", "version": -1}', {}, 422),
-        (b'{"delta": 1, "operation_id": "x1", "surprise": 1}', {}, 422),
+        (b'{"delta": 1, "operation_id": "' + b"a" * 129 + b'"}', JSON_TYPE, 422),
+        (b'{"delta": 1, "operation_id": "bad id"}', JSON_TYPE, 422),
+        (b'{"delta": 1, "operation_id": "x1", "version": -1}', JSON_TYPE, 422),
+        (b'{"delta": 1, "operation_id": "x1", "surprise": 1}', JSON_TYPE, 422),
         (b"[1, 2]", {"content-type": "application/json"}, 422),
         (b'{"delta": 1, "operation_id": "x1"}', {"content-type": "text/plain"}, 415),
         (b'{"delta": 1, "operation_id": "x1", "pad": "' + b"a" * 20_000 + b'"}', {}, 413),

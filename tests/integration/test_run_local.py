@@ -62,6 +62,17 @@ def test_one_command_runs_the_stack_and_syncs_on_the_dev_broker(tmp_path: Path) 
         item = httpx.get(f"{api}/v1/local/inventory/QS-1").json()
         assert (item["central_quantity"], item["pending_count"]) == (4, 0)
         wait_for(lambda: "\nbeat    |" in (tmp_path / "stack.log").read_text(), 60, "beat to start")
+        # Both consoles answer where the stack said they are.
+        text = (tmp_path / "stack.log").read_text()
+        assert f"store console {api}/console" in text
+        panel = f"http://127.0.0.1:{central_port}/_sim/console"
+        assert f"central_sim panel {panel}" in text
+        console = httpx.get(f"{api}/console", headers={"accept": "text/html"})
+        assert console.status_code == 200, "no API keys: the console is open"
+        assert "Sync overview" in console.text
+        login = httpx.get(panel, headers={"accept": "text/html"}, follow_redirects=True)
+        assert login.status_code == 200
+        assert "Sign in" in login.text, "the panel asks for the admin token"
     finally:
         stack.send_signal(signal.SIGINT)
         code = stack.wait(timeout=60)

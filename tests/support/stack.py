@@ -195,10 +195,18 @@ class Stack:
             print(f"could not delete the test queue: {exc!r}")
 
 
-def start_stack(tmp_path: Path, broker_url: str, *, worker: bool = True, **overrides: str) -> Stack:
-    """central_sim + store API + (optionally) a worker, started side by side, then awaited."""
+def start_stack(
+    tmp_path: Path,
+    broker_url: str,
+    *,
+    worker: bool = True,
+    central_overrides: dict[str, Any] | None = None,
+    **overrides: str,
+) -> Stack:
+    """central_sim + store API + (optionally) a worker, started side by side, then awaited.
+    `overrides` are the store's variables, `central_overrides` central_sim's."""
     log_dir = tmp_path / "logs"
-    central = launch_central(tmp_path, log_dir=log_dir)
+    central = launch_central(tmp_path, log_dir=log_dir, **(central_overrides or {}))
     env = store_env_for(
         tmp_path / "store.db",
         broker_url=broker_url,

@@ -23,6 +23,8 @@ ADMIN_ROUTES = [
     ("DELETE", "/_sim/competing-writer", None),
     ("GET", "/_sim/journal", None),
     ("GET", "/_sim/stats", None),
+    ("POST", "/_sim/services/inventory-service/revoke", None),
+    ("DELETE", "/_sim/services/inventory-service/revoke", None),
 ]
 WRONG = {
     "missing": {},

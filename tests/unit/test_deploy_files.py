@@ -6,8 +6,9 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -23,6 +24,7 @@ from tests.support.processes import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 CHAOS_COMPOSE = REPO_ROOT / "docker-compose.chaos.yml"
+FLEET_COMPOSE = REPO_ROOT / "docker-compose.fleet.yml"
 DEPLOY = REPO_ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "store.json"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
@@ -46,7 +48,7 @@ def _compose(path: Path) -> dict[str, Any]:
     return dict(yaml.safe_load(path.read_text()))
 
 
-@pytest.mark.parametrize("path", [COMPOSE, CHAOS_COMPOSE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [COMPOSE, CHAOS_COMPOSE, FLEET_COMPOSE], ids=lambda p: p.name)
 def test_compose_file_is_valid_against_the_compose_spec(path: Path) -> None:
     result = _check_jsonschema(path)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -81,6 +83,36 @@ def test_every_service_has_a_healthcheck_and_waits_for_healthy_dependencies() ->
     worker_check = " ".join(services["worker"]["healthcheck"]["test"])
     assert "bin/worker_healthcheck.py" in worker_check
     assert services["worker"]["environment"]["STORE_WORKER_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_fleet_compose_gives_each_store_its_own_file_identity_queue_and_beat() -> None:
+    services = _compose(FLEET_COMPOSE)["services"]
+    central = json.loads(services["central_sim"]["environment"]["CENTRAL_SIM_SERVICES"])
+    stores = sorted({name.rsplit("-", 1)[0] for name in services if name.startswith("store-")})
+    assert stores == ["store-000", "store-001", "store-002"]
+    queues, volumes, ports = set(), set(), set()
+    for store in stores:
+        parts = [services[f"{store}-{role}"] for role in ("api", "worker", "beat")]
+        for part in parts:
+            env = part["environment"]
+            assert env["STORE_CENTRAL_SERVICE_NAME"] == store
+            # The default secret (after `${VAR:-`) is the one central knows for this store.
+            assert env["STORE_CENTRAL_SERVICE_SECRET"].split(":-", 1)[1][:-1] == central[store]
+            assert env["STORE_SYNC_QUEUE"] == f"store.sync.{store}"
+            assert part["volumes"] == [f"{store}-data:/data"]
+        queues.add(parts[0]["environment"]["STORE_SYNC_QUEUE"])
+        volumes.add(parts[0]["volumes"][0])
+        ports.update(parts[0]["ports"])
+        assert " beat" in " ".join(parts[2]["command"])
+        assert parts[2]["deploy"]["replicas"] == 1
+    assert len(queues) == len(volumes) == len(ports) == 3
+    assert all(port.startswith("127.0.0.1:") for port in ports)
+    beats = [n for n, s in services.items() if " beat" in " ".join(s.get("command", []))]
+    assert sorted(beats) == [f"{store}-beat" for store in stores]
+    for name, service in services.items():
+        assert "healthcheck" in service, f"{name} has no healthcheck"
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert condition == {"condition": "service_healthy"}, (name, dependency)
 
 
 def test_chaos_compose_routes_central_and_broker_traffic_through_toxiproxy() -> None:
@@ -162,9 +194,52 @@ def test_dashboard_covers_what_operators_watch() -> None:
         assert topic in titles, topic
 
 
+class _Instruction(NamedTuple):
+    keyword: str
+    args: str
+
+
+def _dockerfile_stages(text: str) -> list[list[_Instruction]]:
+    """The Dockerfile's instructions, per stage: continuations joined, comments dropped."""
+    logical = re.sub(r"\\\n(?:\s*#[^\n]*\n)*", " ", text)
+    stages: list[list[_Instruction]] = []
+    for line in logical.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, args = line.partition(" ")
+        if keyword.upper() == "FROM":
+            stages.append([])
+        assert stages, f"instruction before the first FROM: {line}"
+        stages[-1].append(_Instruction(keyword.upper(), " ".join(args.split())))
+    return stages
+
+
 def test_dockerfile_is_multi_stage_uv_non_root_with_a_healthcheck() -> None:
-    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
-    assert dockerfile.count("\nFROM ") + dockerfile.startswith("FROM ") >= 2
-    assert "uv sync --frozen" in dockerfile
-    assert "\nUSER store" in dockerfile
-    assert "\nHEALTHCHECK " in dockerfile
+    build, runtime = _dockerfile_stages((REPO_ROOT / "Dockerfile").read_text())
+    assert any(i.keyword == "RUN" and "uv sync --frozen" in i.args for i in build)
+    # The runtime stage carries no build tool: it copies the built /app from the build stage.
+    assert not any("uv " in i.args for i in runtime if i.keyword == "RUN")
+    assert any(i.keyword == "COPY" and i.args.startswith("--from=build") for i in runtime)
+    users = [i.args for i in runtime if i.keyword == "USER"]
+    assert users, "no USER in the runtime stage: it would run as root"
+    assert users[-1] not in ("root", "0"), users
+    assert [i for i in runtime if i.keyword == "HEALTHCHECK"]
+    cmd = json.loads(next(i.args for i in reversed(runtime) if i.keyword == "CMD"))
+    assert cmd[:2] == ["python", "-m"]
+    assert (REPO_ROOT / (cmd[2].replace(".", "/") + ".py")).exists(), cmd
+
+
+def test_the_image_holds_every_package_the_wheel_declares() -> None:
+    """A package added to pyproject but not copied into the image would fail only at run time."""
+    build, _ = _dockerfile_stages((REPO_ROOT / "Dockerfile").read_text())
+    copied = {i.args.split()[0] for i in build if i.keyword == "COPY"}
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    packages = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+    assert set(packages) <= copied, set(packages) - copied
+
+
+def test_the_dockerfile_parser_sees_a_root_runtime_stage() -> None:
+    stages = _dockerfile_stages("FROM a AS build\nRUN x \\\n  # note\n  y\nFROM b\nUSER root\n")
+    assert stages[0][1] == _Instruction("RUN", "x y")
+    assert stages[1][-1] == _Instruction("USER", "root")

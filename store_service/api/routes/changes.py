@@ -1,24 +1,19 @@
 """Outbox routes: where one change stands, pages of changes, and the operator's actions on a
 change parked in `conflict` (retry it, or discard it)."""
 
-import sqlite3
-import time
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
-import structlog
 from fastapi import APIRouter, Query
 
-from store_service import local_view
-from store_service.api.deps import RuntimeDep, StoreRuntime
+from store_service import operator
+from store_service.api.deps import RuntimeDep
 from store_service.api.params import Limit, OperationIdPath, SkuQuery
 from store_service.api.problems import problem_responses
 from store_service.api.schemas import ChangePage, ChangeView
-from store_service.domain import ChangeNotFound, ChangeState
+from store_service.domain import ChangeNotFound, ChangeState, OperatorAction
 from store_service.storage import outbox
 
 router = APIRouter(prefix="/v1/local", tags=["changes"])
-log = structlog.get_logger(__name__)
 
 
 @router.get(
@@ -72,36 +67,6 @@ async def list_changes(
     return ChangePage.model_validate({"items": page, "next_after_id": next_after})
 
 
-def _retry(conn: sqlite3.Connection, operation_id: str, now: float) -> dict[str, Any] | None:
-    outbox.retry_change(conn, operation_id, now=now)
-    return outbox.get_change(conn, operation_id)
-
-
-def _discard(conn: sqlite3.Connection, operation_id: str, now: float) -> dict[str, Any] | None:
-    sku, delta = outbox.discard_change(conn, operation_id, now=now)
-    # The delta leaves the unapplied set: the local view drops it (quantity = central + these).
-    local_view.reconcile(
-        conn,
-        sku,
-        central_quantity=None,
-        central_version=None,
-        now=now,
-        synced=False,
-        finalized=(delta, 1),
-    )
-    return outbox.get_change(conn, operation_id)
-
-
-async def _operator_action(
-    runtime: StoreRuntime,
-    action: Callable[[sqlite3.Connection, str, float], dict[str, Any] | None],
-    operation_id: str,
-) -> ChangeView:
-    change = await runtime.writer.run(action, operation_id, time.time())
-    log.info("operator_action", action=action.__name__.strip("_"), operation_id=operation_id)
-    return ChangeView.model_validate(change)
-
-
 @router.post(
     "/changes/{operation_id}/retry",
     response_model=ChangeView,
@@ -109,7 +74,8 @@ async def _operator_action(
     summary="Send a change parked in conflict again (attempts and rebases reset)",
 )
 async def retry_change(operation_id: OperationIdPath, runtime: RuntimeDep) -> ChangeView:
-    return await _operator_action(runtime, _retry, operation_id)
+    change = await operator.act(runtime.writer, OperatorAction.RETRY, operation_id, via="api")
+    return ChangeView.model_validate(change)
 
 
 @router.post(
@@ -119,4 +85,5 @@ async def retry_change(operation_id: OperationIdPath, runtime: RuntimeDep) -> Ch
     summary="Give up a change parked in conflict (its delta leaves the local view)",
 )
 async def discard_change(operation_id: OperationIdPath, runtime: RuntimeDep) -> ChangeView:
-    return await _operator_action(runtime, _discard, operation_id)
+    change = await operator.act(runtime.writer, OperatorAction.DISCARD, operation_id, via="api")
+    return ChangeView.model_validate(change)

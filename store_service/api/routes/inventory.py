@@ -107,7 +107,7 @@ UPDATE_ROUTE_OPTIONS: dict[str, Any] = {
                 },
             },
         },
-        **problem_responses(400, 409, 413, 415, 422),
+        **problem_responses(400, 409, 413, 415, 422, 503),
     },
     "summary": "Apply a stock change locally and queue it for central",
     "openapi_extra": {**json_request_body(UpdateRequest), "parameters": [SKU_PATH_PARAMETER]},
