@@ -14,19 +14,15 @@ they fail instead.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from chaos import scenarios
-from chaos.lazyfs import LazyFSError, fuse_unavailable_reason, mount_lazyfs
-from chaos.lazyfs.mounting import INSTALL_HINT
 from chaos.report import write_reports
 from chaos.runner import RunConfig, RunResult, run_scenario
-from tests.support.processes import in_ci
+from tests.support.lazyfs import require_lazyfs
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.timeout(240)]
 
@@ -34,30 +30,10 @@ CI_OPS = 120
 CI_TRAFFIC_SECONDS = 15.0
 
 
-def cannot_mount(reason: str) -> None:
-    message = f"LazyFS cannot mount a FUSE filesystem here: {reason}. To fix: {INSTALL_HINT}"
-    if in_ci():
-        pytest.fail(f"CI=true and {message}")
-    pytest.skip(message)
-
-
 @pytest.fixture(scope="module")
 def fuse_mounts() -> None:
     """One throwaway mount: a machine that refuses it says why, before a stack is started."""
-    reason = fuse_unavailable_reason()
-    if reason is not None:
-        cannot_mount(reason)
-    root = Path(tempfile.mkdtemp(prefix="pl-probe-", dir="/tmp"))  # a socket path is short
-    try:
-        (root / "disk").mkdir()
-        (root / "mnt").mkdir()
-        try:
-            mount = mount_lazyfs(root / "disk", root / "mnt", root / "ctl.sock", timeout=30.0)
-        except LazyFSError as exc:
-            cannot_mount(str(exc))
-        mount.unmount(timeout=30.0)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    require_lazyfs()
 
 
 def run_ci(name: str, rabbitmq_url: str, toxiproxy_url: str, tmp_path: Path) -> RunResult:
