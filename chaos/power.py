@@ -350,7 +350,9 @@ def summary(cuts: Sequence[PowerCut]) -> dict[str, Any]:
         "acknowledged_since_restart_mean": round(
             sum(cut.acknowledged_since_restart for cut in cuts) / len(cuts), 1
         ),
-        "unrecorded_at_central": sum(cut.unrecorded_at_central for cut in cuts),
+        # A change stays unrecorded until its resend, so a sum would count it at every cut.
+        "unrecorded_at_central_max": max(cut.unrecorded_at_central for cut in cuts),
+        "syncs_since_mount_mean": round(sum(cut.syncs for cut in cuts) / len(cuts)),
         "checkpoint_frames_mean": _mean_frames(cuts),
         "integrity_ok": sum(cut.integrity == ["ok"] for cut in cuts),
         "lost": sum(len(cut.lost) for cut in cuts),

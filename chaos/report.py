@@ -181,10 +181,10 @@ def to_markdown(result: RunResult, png_name: str) -> str:
 
 
 POWER_CUT_HEADER = (
-    "| cut | moment | landed | unsynced bytes dropped | dirty files | acknowledged (since "
-    "restart) | at risk | applied at central, unrecorded | checkpoint frames copying | "
-    "integrity | lost | down |\n"
-    "|---:|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+    "| cut | moment | landed | unsynced bytes dropped | dirty files | fsyncs since mount | "
+    "acknowledged (since restart) | at risk | applied at central, unrecorded | checkpoint "
+    "frames copying | integrity | lost | down |\n"
+    "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
 )
 
 
@@ -199,7 +199,7 @@ def power_cut_table(cuts: list[PowerCut]) -> list[str]:
         )
         rows.append(
             f"| {cut.number} | {cut.moment} | {'yes' if cut.caught else '**no**'} | "
-            f"{cut.unsynced_bytes} | {cut.dirty_files} | {cut.acknowledged} "
+            f"{cut.unsynced_bytes} | {cut.dirty_files} | {cut.syncs} | {cut.acknowledged} "
             f"({cut.acknowledged_since_restart}) | {cut.at_risk} | {cut.unrecorded_at_central} | "
             f"{frames} | {', '.join(cut.integrity[:2])} | {len(cut.lost)} | "
             f"{cut.down_seconds:.1f} s |"

@@ -150,20 +150,25 @@ def test_the_negative_control_fails_when_nothing_is_lost_and_passes_when_somethi
 def test_the_summary_gives_the_figures_docs_show() -> None:
     checkpoint = {"backfill_attempted": 30, "backfilled": 10, "copying": True}
     figures = summary(
-        [cut(1, unsynced_bytes=100, at_risk=2), cut(2, lost=["a"], checkpoint=checkpoint)]
+        [
+            cut(1, unsynced_bytes=100, at_risk=2, unrecorded_at_central=7),
+            cut(2, lost=["a"], checkpoint=checkpoint, unrecorded_at_central=3, syncs=30),
+        ]
     )
     assert figures["cuts"] == 2
     assert figures["unsynced_bytes_max"] == 4096
     assert figures["acknowledged_at_risk_max"] == 5
     assert figures["lost"] == figures["cuts_that_lost"] == 1
     assert figures["checkpoint_frames_mean"] == 20
+    assert figures["unrecorded_at_central_max"] == 7  # not 10: still the same changes
+    assert figures["syncs_since_mount_mean"] == 20
     assert summary([]) == {"cuts": 0}
 
 
 def test_the_report_has_one_row_per_cut() -> None:
     rows = power_cut_table([cut(1), cut(2, lost=["a", "b"], caught=False)])
     assert len(rows) == 3
-    assert "| 2 | random | **no** | 4096 |" in rows[2]
+    assert "| 2 | random | **no** | 4096 | 2 | 10 |" in rows[2]
     assert rows[2].endswith("| 2 | 2.0 s |")
 
 
