@@ -1,5 +1,6 @@
-"""`python -m chaos list`, `python -m chaos run [--scenario NAME] [--ops N] [--report DIR]` and
-`python -m chaos fleet [--stores N] [--scenario a..e] [--report DIR]` (docs/scaling.md).
+"""`python -m chaos list`, `python -m chaos run [--scenario NAME] [--ops N] [--report DIR]
+[--cuts N]` and `python -m chaos fleet [--stores N] [--scenario a..e] [--report DIR]`
+(docs/scaling.md).
 
 Needs a running RabbitMQ and Toxiproxy (`bash scripts/services/rabbitmq.sh ensure`,
 `bash scripts/services/toxiproxy.sh ensure`). Exits 1 when any scenario fails.
@@ -13,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from chaos import scenarios
@@ -34,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=1)
     run.add_argument("--converge-timeout", type=float, default=120.0)
     run.add_argument("--report", type=Path, default=Path("reports/chaos"))
+    run.add_argument(
+        "--cuts",
+        type=int,
+        help="power cuts per power-cut scenario (default: 20, or 3 with --ci)",
+    )
     fleet = commands.add_parser("fleet", help="N store stacks, one central: fleet scenarios")
     fleet.add_argument("--stores", type=int, default=8)
     fleet.add_argument(
@@ -85,8 +92,11 @@ def _run(args: argparse.Namespace) -> int:
     for scenario in chosen:
         began = time.monotonic()
         print(f"== {scenario.name} ({args.ops} ops)", flush=True)
+        cuts = args.cuts
+        if cuts is None and args.ci and scenario.power_cuts is not None:
+            cuts = scenario.power_cuts.ci_count
         try:
-            result = run_scenario(scenario, config)
+            result = run_scenario(scenario, replace(config, power_cuts=cuts))
         except Exception as exc:
             # A stack that cannot start is a failed scenario, not the end of the whole run.
             print(f"   ERROR: {scenario.name} could not run: {exc!r}", flush=True)

@@ -48,10 +48,17 @@ class History:
     def __init__(self, requests: Iterable[StoreRequest] = ()) -> None:
         self._lock = threading.Lock()
         self._requests: list[StoreRequest] = list(requests)
+        self._settled = sum(r.outcome != "unknown" for r in self._requests)
 
     def record(self, request: StoreRequest) -> None:
         with self._lock:
             self._requests.append(request)
+            self._settled += request.outcome != "unknown"
+
+    def settled(self) -> int:
+        """Requests with a definite answer (acknowledged or refused): the traffic's progress."""
+        with self._lock:
+            return self._settled
 
     def requests(self) -> list[StoreRequest]:
         with self._lock:

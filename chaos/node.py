@@ -119,8 +119,12 @@ def launch_node(
     broker_url: str,
     store_overrides: Mapping[str, str],
     api_log_level: str = "WARNING",
+    store_dir: Path | None = None,
 ) -> StoreNode:
     """Create the node's proxies and start its API and worker without waiting (`wait_ready`).
+
+    The store's database and data directory are in `store_dir` (default: `workdir`); the logs
+    stay in `workdir`.
 
     The API logs at WARNING by default: an INFO line per update costs CPU the traffic needs.
     """
@@ -140,7 +144,7 @@ def launch_node(
             toxiproxy.delete_proxy(proxy.name, missing_ok=True)
         raise
     env = store_env(
-        workdir / "store.db",
+        (store_dir or workdir) / "store.db",
         STORE_BROKER_URL=via(broker_url, proxies["broker"]),
         STORE_SYNC_QUEUE=queue,
         STORE_CENTRAL_URL=via(central.base_url, proxies["central"]),

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from chaos import scenarios
+from chaos.power import PowerCut
+from chaos.power import summary as power_summary
 from chaos.runner import RunResult
 from chaos.scenarios import Scenario
 from chaos.timeline import write_timeline
@@ -84,6 +86,12 @@ def to_json(result: RunResult) -> dict[str, Any]:
         ],
         "samples": [{"t": round(s.at - t0, 2), "counts": s.counts} for s in result.samples],
         "logs": result.logs,
+        "power_cuts": {
+            "summary": power_summary(result.power_cuts),
+            "cuts": [cut.as_dict() for cut in result.power_cuts],
+        }
+        if result.scenario.power_cuts is not None
+        else None,
     }
 
 
@@ -112,6 +120,8 @@ def scenario_dict(s: Scenario) -> dict[str, Any]:
         "fault_seconds": s.fault_seconds,
         "ci": s.ci,
         "not_in_ci_because": s.not_in_ci_because,
+        "power_cuts": None if s.power_cuts is None else asdict(s.power_cuts),
+        "negative_control": s.negative_control,
     }
 
 
@@ -122,6 +132,11 @@ def _rel(at: float | None, t0: float) -> float | None:
 def to_markdown(result: RunResult, png_name: str) -> str:
     c, s = result.check, result.scenario
     row = summary_row(result)
+    power = (
+        []
+        if s.power_cuts is None
+        else ["## Power cuts", "", *power_cut_table(result.power_cuts), ""]
+    )
     lines = [
         f"# Chaos scenario `{s.name}`: {'PASS' if result.passed else 'FAIL'}",
         "",
@@ -142,10 +157,16 @@ def to_markdown(result: RunResult, png_name: str) -> str:
         json.dumps(result.central_stats.get("totals", {}), indent=2, sort_keys=True),
         "```",
         "",
+        *power,
         "## Checker",
         "",
     ]
     errors = c.errors()
+    if s.negative_control:
+        lines.append(
+            f"Negative control: the store is deliberately not durable; the run passes only "
+            f"when the checker reports lost acknowledged changes ({len(c.lost)} here)."
+        )
     if not errors and not result.expectations_failed and result.converged:
         lines.append("Every check passed.")
     if not result.converged:
@@ -157,6 +178,33 @@ def to_markdown(result: RunResult, png_name: str) -> str:
     if result.logs:
         lines += ["", f"Process logs kept in `{result.logs}`."]
     return "\n".join(lines) + "\n"
+
+
+POWER_CUT_HEADER = (
+    "| cut | moment | landed | unsynced bytes dropped | dirty files | fsyncs since mount | "
+    "acknowledged (since restart) | at risk | applied at central, unrecorded | checkpoint "
+    "frames copying | integrity | lost | down |\n"
+    "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+)
+
+
+def power_cut_table(cuts: list[PowerCut]) -> list[str]:
+    """One row per cut: what it dropped, what was at risk, what the database held after."""
+    rows = [POWER_CUT_HEADER]
+    for cut in cuts:
+        frames = (
+            "—"
+            if cut.checkpoint is None
+            else str(cut.checkpoint["backfill_attempted"] - cut.checkpoint["backfilled"])
+        )
+        rows.append(
+            f"| {cut.number} | {cut.moment} | {'yes' if cut.caught else '**no**'} | "
+            f"{cut.unsynced_bytes} | {cut.dirty_files} | {cut.syncs} | {cut.acknowledged} "
+            f"({cut.acknowledged_since_restart}) | {cut.at_risk} | {cut.unrecorded_at_central} | "
+            f"{frames} | {', '.join(cut.integrity[:2])} | {len(cut.lost)} | "
+            f"{cut.down_seconds:.1f} s |"
+        )
+    return rows
 
 
 def write_reports(result: RunResult, directory: Path) -> dict[str, Path]:

@@ -5,6 +5,11 @@ seeded and the store refreshed; paced traffic (and the competing writer) with th
 opening `fault_at` seconds in; heal; sync triggers until the outbox has nothing pending or in
 flight (bounded by `converge_timeout`); a final refresh of every SKU; then the checker over
 the history, central's journal and stock, and the store's outbox and local view.
+
+A scenario with power cuts (`Scenario.power_cuts`) puts the store's data directory on a LazyFS
+mount and, instead of timing its window, keeps it open while `chaos.power` cuts the power
+under the store the planned number of times; the clients retry unknown outcomes long enough
+to ride out each restart.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,8 @@ from chaos.checker import CheckResult, Observation, check
 from chaos.faults import Event, FaultWindow
 from chaos.history import History
 from chaos.monitor import Sample, Sampler, Trigger, TriggerAnswer
+from chaos.power import PowerCut, PowerCutter, PowerRig
+from chaos.power import expectations as power_expectations
 from chaos.scenarios import BASE_STORE_ENV, Scenario
 from chaos.stack import Stack, start_stack
 from chaos.traffic import Traffic, TrafficPlan
@@ -43,6 +50,7 @@ class RunConfig:
     broker_url: str = DEFAULT_BROKER_URL
     toxiproxy_url: str = DEFAULT_TOXIPROXY_URL
     keep_dir: Path | None = None  # copy the run's logs here when it fails
+    power_cuts: int | None = None  # cuts per power-cut scenario (None: the scenario's count)
 
 
 @dataclass
@@ -63,6 +71,7 @@ class RunResult:
     competing: dict[str, Any] | None
     expectations_failed: list[str] = field(default_factory=list)
     logs: str | None = None
+    power_cuts: list[PowerCut] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:
@@ -78,34 +87,46 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
+        if self.scenario.negative_control:
+            # The control passes when the checker catches the broken store losing changes.
+            return bool(self.check.lost) and not self.expectations_failed
         return self.check.ok and self.converged and not self.expectations_failed
 
 
 def run_scenario(scenario: Scenario, config: RunConfig) -> RunResult:
     workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{scenario.name}-"))
     env = {**BASE_STORE_ENV, **{k: str(v) for k, v in scenario.store_env.items()}}
-    stack = start_stack(
-        workdir,
-        broker_url=config.broker_url,
-        toxiproxy_url=config.toxiproxy_url,
-        store_env=env,
-        seed=config.seed,
-    )
+    (workdir / "logs").mkdir(exist_ok=True)
+    rig: PowerRig | None = None
     result: RunResult | None = None
+    stack: Stack | None = None
     try:
-        result = _drive(stack, scenario, config)
+        if scenario.power_cuts is not None:
+            rig = PowerRig.start(workdir)
+        stack = start_stack(
+            workdir,
+            broker_url=config.broker_url,
+            toxiproxy_url=config.toxiproxy_url,
+            store_env=env,
+            seed=config.seed,
+            store_dir=None if rig is None else rig.mountpoint,
+        )
+        result = _drive(stack, scenario, config, rig)
         return result
     finally:
-        stack.stop()
+        if stack is not None:
+            stack.stop()
+        if rig is not None:
+            rig.stop()  # after the store's processes: nothing may hold the mount
         if result is not None and not result.passed and config.keep_dir is not None:
             target = config.keep_dir / f"{scenario.name}-logs"
             shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(stack.log_dir, target)
+            shutil.copytree(workdir / "logs", target)
             result.logs = str(target)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _drive(stack: Stack, scenario: Scenario, config: RunConfig) -> RunResult:
+def _drive(stack: Stack, scenario: Scenario, config: RunConfig, rig: PowerRig | None) -> RunResult:
     skus = tuple(f"CHAOS-{n:03d}" for n in range(config.skus))
     initial = {sku: INITIAL_STOCK for sku in skus}
     for sku, quantity in initial.items():
@@ -123,6 +144,8 @@ def _drive(stack: Stack, scenario: Scenario, config: RunConfig) -> RunResult:
         concurrency=config.concurrency,
         seed=config.seed,
     )
+    if scenario.power_cuts is not None:
+        plan = replace(plan, retry_seconds=scenario.power_cuts.client_retry_seconds)
     traffic = Traffic(plan, history)
     sampler, trigger = Sampler(stack.api_url), Trigger(stack.api_url)
     window = FaultWindow(stack, scenario)
@@ -140,11 +163,26 @@ def _drive(stack: Stack, scenario: Scenario, config: RunConfig) -> RunResult:
         )
     traffic_thread = threading.Thread(target=traffic.run, name="chaos-traffic", daemon=True)
     traffic_thread.start()
+    cutter: PowerCutter | None = None
     try:
         reads.sleep_until(started_at + scenario.fault_at)
         window.open()
-        window.run_process_faults()
-        reads.sleep_until(window.opened_at + scenario.fault_seconds)  # type: ignore[operator]
+        if rig is not None and scenario.power_cuts is not None:
+            cutter = PowerCutter(
+                rig,
+                stack,
+                traffic,
+                history,
+                scenario.power_cuts,
+                count=config.power_cuts or scenario.power_cuts.count,
+                ops=config.ops,
+                seed=config.seed,
+                note=window.note,
+            )
+            cutter.run(traffic_thread)
+        else:
+            window.run_process_faults()
+            reads.sleep_until(window.opened_at + scenario.fault_seconds)  # type: ignore[operator]
     finally:
         window.heal()
     traffic_thread.join(timeout=scenario.traffic_seconds + 120)
@@ -171,8 +209,11 @@ def _drive(stack: Stack, scenario: Scenario, config: RunConfig) -> RunResult:
         events=window.events,
         central_stats=stack.sim.stats(),
         competing=competing,
+        power_cuts=[] if cutter is None else cutter.cuts,
     )
     result.expectations_failed = _expectations(scenario, result)
+    if cutter is not None:
+        result.expectations_failed += power_expectations(scenario, cutter.cuts, cutter.count)
     return result
 
 

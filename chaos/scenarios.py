@@ -3,6 +3,8 @@
 A scenario is read by the runner (`chaos.runner`) and never holds code. Times are seconds
 relative to the start of the local traffic. The fault window opens at `fault_at` and heals
 `fault_seconds` later; process faults inside it happen at their own offsets from the opening.
+A scenario with `power_cuts` keeps its window open until its power cuts are done instead (the
+store's data directory on a LazyFS mount, see `chaos.power`).
 
 Stack settings shared by every scenario (`BASE_STORE_ENV`) are deliberately small: a read
 timeout of 1.5 s (so a latency toxic of 3 s is "above the client timeout"), a backoff cap of
@@ -13,7 +15,7 @@ lease expires during the scenario, not after it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal, TypeAlias, TypeVar
 
@@ -29,6 +31,11 @@ ProcessAction: TypeAlias = Literal[
     "restart_central",  # SIGKILL central_sim and start it again on the same file
     "restart_rabbitmq",  # stop + start the (shared) RabbitMQ node
     "rotate_key",  # central_sim rotates its signing key: every issued token fails
+]
+CutMoment: TypeAlias = Literal[
+    "random",  # once the traffic reached the cut's share of the operations, a moment later
+    "mid_batch",  # then, right after central applied a sync batch whose answer is on its way
+    "checkpoint",  # then, while a WAL checkpoint is copying pages into the database file
 ]
 
 
@@ -68,6 +75,26 @@ class CompetingWriter:
 
 
 @dataclass(frozen=True, slots=True)
+class PowerCuts:
+    """Power cuts under the store: every store process SIGKILLed at once, the unsynced writes of
+    its data directory dropped, the mount remounted and checked, the store started again.
+
+    Cut k waits for `moments[k % len(moments)]`. The traffic's clients retry an unknown outcome
+    for `client_retry_seconds`, longer than a restart takes on a busy machine, so the store
+    being down is an outage the tills ride out, not a run of unknown operations.
+    """
+
+    count: int = 20  # cuts in `python -m chaos run`
+    ci_count: int = 3  # cuts in the CI subset (`--ci`, tests/chaos)
+    moments: tuple[CutMoment, ...] = ("random",)
+    client_retry_seconds: float = 90.0
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.ci_count < 1 or not self.moments:
+            raise ValueError("power cuts need a positive count and at least one moment")
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     description: str
@@ -86,10 +113,16 @@ class Scenario:
     not_in_ci_because: str = ""
     # What the window must visibly do, checked by the runner (e.g. "trigger_503").
     expect: tuple[str, ...] = ()
+    power_cuts: PowerCuts | None = None
+    # A negative control runs a deliberately broken store: it passes only when the checker
+    # reports lost acknowledged changes (proof that the fault can catch what it is for).
+    negative_control: bool = False
 
     def __post_init__(self) -> None:
         if self.ci == bool(self.not_in_ci_because):
             raise ValueError(f"{self.name}: CI scenarios have no reason, others must give one")
+        if self.power_cuts is not None and (self.process_faults or self.cuts):
+            raise ValueError(f"{self.name}: power cuts restart the store themselves")
 
 
 BASE_STORE_ENV: Mapping[str, str] = MappingProxyType(
@@ -120,6 +153,22 @@ _CI_BUDGET = "CI time budget (each CI scenario costs 30-50 s on two busy cores)"
 _HEAVY_BROKER_RESTART = (
     "restarts the shared RabbitMQ node (10-30 s, disturbs every other user of the broker); "
     "`broker-cut` covers losing the broker path in CI"
+)
+
+_POWER_LOSS = Scenario(
+    name="power-loss",
+    description="The store's data directory on LazyFS, and power cuts under traffic: every "
+    "store process SIGKILLed at once, the unsynced writes dropped, remount, "
+    "`PRAGMA integrity_check`, restart. Every other cut lands right after central applied a "
+    "sync batch whose answer is still on its way (central slowed to 400 ms), so the worker "
+    "never recorded the outcome and the resend must come back `duplicate`.",
+    toxics=(_SLOW_CENTRAL,),
+    power_cuts=PowerCuts(moments=("mid_batch", "random")),
+    # A pace, not a duration: the cuts end when their count is reached, and the clients catch
+    # up after each restart.
+    traffic_seconds=40.0,
+    fault_at=1.0,
+    ci=True,
 )
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -275,6 +324,28 @@ SCENARIOS: tuple[Scenario, ...] = (
         sim_faults=_frozen({"token_ttl_seconds": 2}),
         process_faults=(ProcessFault("rotate_key", 2.0), ProcessFault("restart_central", 4.0)),
         not_in_ci_because=_CI_BUDGET,
+    ),
+    _POWER_LOSS,
+    Scenario(
+        name="power-loss-during-checkpoint",
+        description="Power cuts (as power-loss) that land while a WAL checkpoint is copying "
+        "pages into the database file: the harness watches the wal-index, freezes the store "
+        "(SIGSTOP) when a checkpoint holds its lock with pages written and not yet synced, "
+        "confirms it, then SIGKILLs: the cut drops those pages, the WAL must restore them.",
+        power_cuts=PowerCuts(moments=("checkpoint",)),
+        traffic_seconds=_POWER_LOSS.traffic_seconds,
+        fault_at=_POWER_LOSS.fault_at,
+        ci=True,
+    ),
+    replace(
+        _POWER_LOSS,
+        name="power-loss-control",
+        description="Negative control of power-loss: the same cuts against a store whose "
+        "commits are acknowledged without an fsync (STORE_SQLITE_SYNCHRONOUS="
+        "OFF-UNSAFE-FOR-TESTS). Passes only when the checker reports lost acknowledged "
+        "changes: proof that the cuts and the checker catch a store that is not durable.",
+        store_env=_frozen({"STORE_SQLITE_SYNCHRONOUS": "OFF-UNSAFE-FOR-TESTS"}),
+        negative_control=True,
     ),
 )
 

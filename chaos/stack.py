@@ -93,10 +93,13 @@ def start_stack(
     toxiproxy_url: str,
     store_env: Mapping[str, str],
     seed: int,
+    store_dir: Path | None = None,
 ) -> Stack:
     """Start central_sim, the proxies, the store API and a worker, and wait until all answer.
 
-    The three processes start at once: on a busy machine each takes seconds to import.
+    The store's database and data directory are in `store_dir` (default: `workdir`; a LazyFS
+    mount for the power cuts); central_sim and every log stay in `workdir`. The three
+    processes start at once: on a busy machine each takes seconds to import.
     """
     log_dir = workdir / "logs"
     central = launch_central(workdir, log_dir=log_dir, RANDOM_SEED=seed)
@@ -112,6 +115,7 @@ def start_stack(
             toxiproxy=toxiproxy,
             broker_url=broker_url,
             store_overrides=store_env,
+            store_dir=store_dir,
         )
     except BaseException:
         central.stop()

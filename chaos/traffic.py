@@ -5,6 +5,11 @@ updates that may lose a race, stale versions that must be refused (409), and res
 acknowledged operations that must be replayed. A request whose outcome is unknown (timeout,
 connection error, 5xx) is retried under the same operation_id, like a careful client, for up
 to `retry_seconds`; every attempt is recorded.
+
+The pace can be held (`hold`/`release`): while the store is down for a power cut, no new
+operation starts (requests already sent keep retrying), and the schedule resumes where it
+stopped, so the operations stay spread over `seconds` of the store being up instead of
+bunching up after each restart.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from chaos.history import History, OpKind, Outcome, StoreRequest
 # Weights of each kind of operation in the mix.
 MIX: dict[OpKind, int] = {"sell": 55, "receive": 20, "versioned": 10, "stale": 7, "resend": 8}
 REQUEST_TIMEOUT_SECONDS = 5.0
+HOLD_POLL_SECONDS = 0.05  # how soon a held operation notices the release
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,8 @@ class Traffic:
         self._next = 0
         self._acknowledged: list[_Payload] = []
         self._tag = uuid.uuid4().hex[:6]
+        self._held_since: float | None = None  # monotonic time the pace was held, if it is
+        self._held_total = 0.0  # seconds the pace was held, added to every later start
         # Zipf-like skew: a few hot SKUs take most of the traffic, like real tills.
         self._weights = [1.0 / (rank + 1) for rank in range(len(plan.skus))]
 
@@ -76,14 +84,32 @@ class Traffic:
             self._next += 1
             return index, random.Random(self._rng.random())
 
+    def hold(self) -> None:
+        """Start no new operation until `release` (the schedule is shifted by the hold)."""
+        with self._lock:
+            if self._held_since is None:
+                self._held_since = time.monotonic()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._held_since is not None:
+                self._held_total += time.monotonic() - self._held_since
+                self._held_since = None
+
+    def _delay(self, due: float) -> float:
+        """Seconds until an operation due at `due` (unheld schedule) may start."""
+        with self._lock:
+            if self._held_since is not None:
+                return HOLD_POLL_SECONDS  # held: even an operation already late waits
+            return due + self._held_total - time.monotonic()
+
     def _worker(self, start: float) -> None:
         interval = self.plan.seconds / max(1, self.plan.ops)
         with httpx.Client(base_url=self.plan.api_url, timeout=REQUEST_TIMEOUT_SECONDS) as http:
             while (claimed := self._claim()) is not None:
                 index, rng = claimed
-                delay = start + index * interval - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
+                while (delay := self._delay(start + index * interval)) > 0:
+                    time.sleep(min(delay, HOLD_POLL_SECONDS))
                 self._one(http, index, rng)
 
     def _one(self, http: httpx.Client, index: int, rng: random.Random) -> None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO, TypeVar
 
@@ -117,9 +117,25 @@ class Process:
 
     def kill(self) -> None:
         """SIGKILL: the crash the chaos scenarios inject."""
-        if self._popen is not None and self.alive():
-            self._popen.send_signal(signal.SIGKILL)
-            self._popen.wait(timeout=10)
+        kill_together([self])
+
+    def send_signal(self, sig: signal.Signals) -> bool:
+        """Send `sig` if the process is alive; whether it was."""
+        if self._popen is None or not self.alive():
+            return False
+        self._popen.send_signal(sig)
+        return True
+
+    def pause(self) -> None:
+        """SIGSTOP: freeze every thread where it stands (until `resume` or a SIGKILL)."""
+        self.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.send_signal(signal.SIGCONT)
+
+    def wait_exit(self, timeout: float = 10.0) -> int | None:
+        """Reap the process once it exits; its return code (None if it never started)."""
+        return None if self._popen is None else self._popen.wait(timeout=timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after `timeout`."""
@@ -153,6 +169,14 @@ class Process:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def kill_together(processes: Iterable[Process], timeout: float = 10.0) -> None:
+    """SIGKILL every live process first, then reap them all: the processes die in the same
+    instant (a power cut), not one after another while the others keep writing."""
+    killed = [process for process in processes if process.send_signal(signal.SIGKILL)]
+    for process in killed:
+        process.wait_exit(timeout=timeout)
 
 
 def poll(

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from store_service.domain import ConflictStrategy
+from store_service.domain import ConflictStrategy, SqliteSynchronous
 
 
 class Settings(BaseSettings):
@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     )
     migrate_on_startup: bool = Field(
         True, description="Run Alembic migrations when the API starts (development convenience)."
+    )
+    sqlite_synchronous: SqliteSynchronous = Field(
+        SqliteSynchronous.FULL,
+        description="FULL: a commit is fsynced before it is acknowledged. "
+        "OFF-UNSAFE-FOR-TESTS loses acknowledged changes at power loss: only for the chaos "
+        "suite's negative control, never in production.",
     )
 
     # Broker; unset means kombu's filesystem transport under data_dir (development only).

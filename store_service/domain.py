@@ -141,6 +141,25 @@ class UpdateOutcome(StrEnum):
     ERROR = "error"
 
 
+class SqliteSynchronous(StrEnum):
+    """SQLite's `synchronous` on every connection the store opens (`STORE_SQLITE_SYNCHRONOUS`).
+
+    FULL, the only safe value: every commit fsyncs the WAL before the API answers, so an
+    acknowledged change survives power loss. OFF-UNSAFE-FOR-TESTS never fsyncs: a power cut
+    loses acknowledged changes. It exists only for the chaos suite's negative control, which
+    shows that its power cuts catch a store that acknowledges unsynced commits; the processes
+    log `sqlite_synchronous_unsafe` at start when it is set.
+    """
+
+    FULL = "FULL"
+    OFF_UNSAFE_FOR_TESTS = "OFF-UNSAFE-FOR-TESTS"
+
+    @property
+    def pragma(self) -> str:
+        """The value for `PRAGMA synchronous`."""
+        return "FULL" if self is SqliteSynchronous.FULL else "OFF"
+
+
 class StorageCondition(StrEnum):
     """Why the database cannot take writes (`store_storage_failures_total{condition}`, the
     `storage-unavailable` problem's `condition`); each clears by itself once writes succeed."""

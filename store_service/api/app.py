@@ -61,11 +61,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level, json=settings.log_json)
         if settings.migrate_on_startup:
             await asyncio.to_thread(db.migrate, settings)
-        writer = Writer(settings.database_path).start()
+        sync = settings.sqlite_synchronous
+        db.warn_if_unsafe(sync)
+        writer = Writer(settings.database_path, synchronous=sync).start()
         runtime = StoreRuntime(
             settings=settings,
             writer=writer,
-            reader=db.connect(settings.database_path, readonly=True),
+            reader=db.connect(settings.database_path, readonly=True, synchronous=sync),
             publisher=SyncPublisher(settings),
             central=CentralClient.from_settings(settings),
             health=HealthChecker(settings, storage=writer.faults),

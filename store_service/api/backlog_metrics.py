@@ -16,7 +16,7 @@ import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from store_service.domain import ChangeState
+from store_service.domain import ChangeState, SqliteSynchronous
 from store_service.storage.db import connect
 from store_service.sync import heartbeat
 from store_service.sync.status import summary as sync_summary
@@ -27,8 +27,11 @@ log = structlog.get_logger(__name__)
 class BacklogCollector(Collector):
     """`store_outbox_*`, `store_sync_last_success_timestamp_seconds` and friends."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(
+        self, database: Path, synchronous: SqliteSynchronous = SqliteSynchronous.FULL
+    ) -> None:
         self._database = database
+        self._synchronous = synchronous
 
     def describe(self) -> list[GaugeMetricFamily]:
         # Declared without reading the database, so registering the collector costs nothing.
@@ -36,7 +39,7 @@ class BacklogCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
-            conn = connect(self._database, readonly=True)
+            conn = connect(self._database, readonly=True, synchronous=self._synchronous)
         except sqlite3.Error as exc:
             log.warning("backlog_metrics_unavailable", error=repr(exc))
             return

@@ -96,7 +96,7 @@ def probe_database(settings: Settings) -> tuple[HealthStatus, str | None]:
     path = settings.database_path
     if not path.exists():
         return DOWN, "database file missing"
-    conn = connect(path, readonly=True)
+    conn = connect(path, readonly=True, synchronous=settings.sqlite_synchronous)
     try:
         conn.execute("SELECT count(*) FROM sync_state").fetchone()
     finally:
@@ -113,7 +113,7 @@ def probe_storage(settings: Settings, faults: StorageFaults) -> tuple[HealthStat
     if condition is None:
         return OK, None
     try:
-        conn = connect(settings.database_path)
+        conn = connect(settings.database_path, synchronous=settings.sqlite_synchronous)
         try:
             conn.execute(f"PRAGMA busy_timeout = {PROBE_BUSY_TIMEOUT_MS}")
             with transaction(conn):
@@ -148,7 +148,7 @@ def probe_central(settings: Settings) -> tuple[HealthStatus, str | None]:
 
 
 def probe_worker(settings: Settings) -> tuple[HealthStatus, str | None]:
-    conn = connect(settings.database_path, readonly=True)
+    conn = connect(settings.database_path, readonly=True, synchronous=settings.sqlite_synchronous)
     try:
         beat = heartbeat.read(conn)
     finally:
@@ -162,7 +162,7 @@ def probe_worker(settings: Settings) -> tuple[HealthStatus, str | None]:
 
 
 def probe_backlog(settings: Settings) -> tuple[HealthStatus, str | None]:
-    conn = connect(settings.database_path, readonly=True)
+    conn = connect(settings.database_path, readonly=True, synchronous=settings.sqlite_synchronous)
     try:
         summary = sync_summary(conn, now=time.time())
     finally:

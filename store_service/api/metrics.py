@@ -177,7 +177,7 @@ def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
         namespace=NAMESPACE,
         registry=registry,
     )
-    registry.register(BacklogCollector(settings.database_path))
+    registry.register(BacklogCollector(settings.database_path, settings.sqlite_synchronous))
     registry.register(QueueCollector(settings))
     registry.register(StorageCollector(lambda: _storage_faults(app)))
     app.add_middleware(

@@ -9,9 +9,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from sqlalchemy.engine import make_url
 
 from store_service.config import Settings
+from store_service.domain import SqliteSynchronous
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -28,11 +30,18 @@ def async_url(url: str) -> str:
     return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
 
 
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(
+    path: Path,
+    *,
+    readonly: bool = False,
+    synchronous: SqliteSynchronous = SqliteSynchronous.FULL,
+) -> sqlite3.Connection:
     """Open the store database in WAL mode with synchronous=FULL.
 
     FULL fsyncs the WAL on every commit, so an acknowledged change survives power loss, not
-    only a process crash (NORMAL in WAL mode may lose the last commits on power loss).
+    only a process crash (NORMAL in WAL mode may lose the last commits on power loss). Every
+    connection of a process takes the same `synchronous` (`Settings.sqlite_synchronous`): a
+    read-only one too, since the last connection to close checkpoints with its own setting.
     `isolation_level=None` leaves transactions to explicit BEGIN IMMEDIATE, which takes the
     write lock up front and so never fails half-way with `database is locked`.
     """
@@ -46,9 +55,19 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA query_only = ON")
     else:
         conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA synchronous = {synchronous.pragma}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
+
+
+def warn_if_unsafe(synchronous: SqliteSynchronous) -> None:
+    """Say loudly, once per process at start, that commits are not made durable."""
+    if synchronous is not SqliteSynchronous.FULL:
+        structlog.get_logger(__name__).warning(
+            "sqlite_synchronous_unsafe",
+            setting=synchronous.value,
+            effect="commits are not fsynced: power loss loses acknowledged changes (tests only)",
+        )
 
 
 @contextmanager

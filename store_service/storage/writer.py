@@ -41,6 +41,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
+from store_service.domain import SqliteSynchronous
 from store_service.storage.db import BUSY_TIMEOUT_MS, connect
 from store_service.storage.faults import StorageFaults, classify
 
@@ -125,8 +126,15 @@ class _LoopBatcher:
 class Writer:
     """Runs `fn(conn, *args, **kwargs)` jobs in group-committed transactions on one connection."""
 
-    def __init__(self, path: Path, *, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_batch: int = 512,
+        synchronous: SqliteSynchronous = SqliteSynchronous.FULL,
+    ) -> None:
         self._path = path
+        self._synchronous = synchronous
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -144,9 +152,10 @@ class Writer:
         self._changes_seen = 0
 
     def start(self) -> "Writer":
-        self._conn = connect(self._path)
+        self._conn = connect(self._path, synchronous=self._synchronous)
         self._conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_FRAMES}")
-        checkpoint_conn = connect(self._path)  # before any thread starts: a failure stops here
+        # Before any thread starts: a failure stops here.
+        checkpoint_conn = connect(self._path, synchronous=self._synchronous)
         self._thread = threading.Thread(target=self._run, args=(self._conn,), name="db-writer")
         self._thread.daemon = True
         self._thread.start()

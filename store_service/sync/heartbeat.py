@@ -45,6 +45,7 @@ class HeartbeatThread:
 
     def __init__(self, settings: Settings, hostname: str | None = None) -> None:
         self._path = settings.database_path
+        self._synchronous = settings.sqlite_synchronous
         self._interval = settings.worker_heartbeat_seconds
         self._hostname = hostname or socket.gethostname()
         self._stop = threading.Event()
@@ -62,7 +63,7 @@ class HeartbeatThread:
         conn: sqlite3.Connection | None = None
         while not self._stop.is_set():
             try:
-                conn = conn or connect(self._path)
+                conn = conn or connect(self._path, synchronous=self._synchronous)
                 beat_once(conn, hostname=self._hostname, now=time.time())
             except sqlite3.Error as exc:
                 # No schema yet (the API migrates) or a locked file: try again next interval.

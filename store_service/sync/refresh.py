@@ -45,7 +45,7 @@ def refresh_sku(conn: sqlite3.Connection, client: CentralClient, sku: str) -> It
 
 def refresh_many(settings: Settings, skus: Sequence[str] | None) -> tuple[int, list[str]]:
     """Refresh the given SKUs (all known ones when None); returns (refreshed, failed SKUs)."""
-    conn = connect(settings.database_path)
+    conn = connect(settings.database_path, synchronous=settings.sqlite_synchronous)
     refreshed, failed = 0, []
     try:
         with CentralClient.from_settings(settings) as client:

@@ -410,7 +410,7 @@ def run_sync(
     holder = holder or f"sync-{uuid.uuid4().hex[:12]}"
     own_client = client is None
     sender: BulkSender = client or CentralClient.from_settings(settings)
-    conn = connect(settings.database_path)
+    conn = connect(settings.database_path, synchronous=settings.sqlite_synchronous)
     try:
         with structlog.contextvars.bound_contextvars(sync_run=holder):
             report = _Run(settings, conn, sender, now=now, rng=rng, holder=holder).execute()

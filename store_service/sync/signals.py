@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 from store_service.config import Settings, get_settings
 from store_service.gc_tuning import freeze_startup_objects
 from store_service.logs import request_id_var
+from store_service.storage.db import warn_if_unsafe
 from store_service.sync import metrics as worker_metrics
 from store_service.sync.heartbeat import HeartbeatThread
 
@@ -60,7 +61,9 @@ def _on_worker_init(sender: Any = None, **_kwargs: Any) -> None:
             "worker_metrics_incomplete",
             reason="prefork children keep their own counters; use --pool=threads or solo",
         )
-    start_worker_observability(get_settings(), getattr(sender, "hostname", None))
+    settings = get_settings()
+    warn_if_unsafe(settings.sqlite_synchronous)
+    start_worker_observability(settings, getattr(sender, "hostname", None))
     # Freeze only: the API's higher young threshold would let each batch's httpx cycles pile up.
     freeze_startup_objects()
 

@@ -25,20 +25,14 @@ from pathlib import Path
 import pytest
 
 from chaos.lazyfs import LazyFSError, LazyFSMount, mount_lazyfs, unmount
-from chaos.lazyfs.mounting import INSTALL_HINT, fuse_unavailable_reason, mounted_fstype
-from tests.support.processes import REPO_ROOT, in_ci
+from chaos.lazyfs.mounting import fuse_unavailable_reason, mounted_fstype
+from tests.support.lazyfs import cannot_mount
+from tests.support.processes import REPO_ROOT
 
 pytestmark = [pytest.mark.chaos, pytest.mark.timeout(120)]
 
 STEP_TIMEOUT = 30.0
 WRITER = [sys.executable, "-m", "tests.support.sqlite_writer"]
-
-
-def cannot_mount(reason: str) -> None:
-    message = f"LazyFS cannot mount a FUSE filesystem here: {reason}. To fix: {INSTALL_HINT}"
-    if in_ci():
-        pytest.fail(f"CI=true and {message}")
-    pytest.skip(message)
 
 
 class Rig:
