@@ -10,8 +10,9 @@ import pytest
 
 from chaos import scenarios
 from chaos.report import write_reports
-from chaos.runner import RunConfig, run_scenario
+from chaos.runner import run_scenario
 from chaos.scenarios import Scenario
+from tests.support.chaos_ci import ci_config
 
 CI_OPS = 150
 
@@ -28,15 +29,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 def test_scenario_keeps_every_change_exactly_once(
     scenario: Scenario, rabbitmq_url: str, toxiproxy_server: str, tmp_path: Path
 ) -> None:
-    config = RunConfig(
-        ops=CI_OPS,
-        skus=10,
-        concurrency=4,
-        converge_timeout=90.0,
-        broker_url=rabbitmq_url,
-        toxiproxy_url=toxiproxy_server,
-        keep_dir=tmp_path,
-    )
+    config = ci_config(CI_OPS, rabbitmq_url, toxiproxy_server, tmp_path)
     result = run_scenario(scenario, config)
     paths = write_reports(result, tmp_path)
     check = result.check

@@ -21,7 +21,8 @@ import pytest
 
 from chaos import scenarios
 from chaos.report import write_reports
-from chaos.runner import RunConfig, RunResult, run_scenario
+from chaos.runner import RunResult, run_scenario
+from tests.support.chaos_ci import ci_config
 from tests.support.lazyfs import require_lazyfs
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration, pytest.mark.timeout(240)]
@@ -39,15 +40,8 @@ def fuse_mounts() -> None:
 def run_ci(name: str, rabbitmq_url: str, toxiproxy_url: str, tmp_path: Path) -> RunResult:
     scenario = replace(scenarios.get(name), traffic_seconds=CI_TRAFFIC_SECONDS)
     assert scenario.power_cuts is not None
-    config = RunConfig(
-        ops=CI_OPS,
-        skus=10,
-        concurrency=4,
-        converge_timeout=90.0,
-        broker_url=rabbitmq_url,
-        toxiproxy_url=toxiproxy_url,
-        keep_dir=tmp_path,
-        power_cuts=scenario.power_cuts.ci_count,
+    config = ci_config(
+        CI_OPS, rabbitmq_url, toxiproxy_url, tmp_path, power_cuts=scenario.power_cuts.ci_count
     )
     result = run_scenario(scenario, config)
     write_reports(result, tmp_path)
