@@ -106,11 +106,14 @@ def _central_auth_failed(_exc: CentralAuthFailed) -> ProblemError:
 
 
 def _sync_not_queued(_exc: SyncNotQueued) -> ProblemError:
+    # Not a refusal: the run may still have been queued (a late confirm), and either way the
+    # changes are in SQLite, where the next beat or trigger finds them.
     return ProblemError(
         503,
         "broker-unavailable",
         "Broker unavailable",
-        "The sync could not be queued; pending changes stay queued locally. Retry later.",
+        "The broker did not confirm the sync request in time. Nothing is lost: the changes are "
+        "stored locally and the next scheduled sync sends them. Retry later to sync sooner.",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 

@@ -5,12 +5,24 @@ acknowledged change schedules one publish that many seconds later, at most once 
 The debounce timer lives in the API process on purpose: if the API dies before it fires, the
 change is still in SQLite and the next beat picks it up, so nothing is worth putting in the
 broker for it.
+
+A broker restart leaves Celery's pooled connection dead without the pool knowing: the first
+publish on it fails (with publisher confirms it fails loudly rather than vanishing). So a
+connection error is retried once on a fresh, unpooled connection; the failed pooled connection
+reconnects on its next use. A retry may queue one run more than asked for, which is harmless:
+the lease lets one run at a time and runs are idempotent.
+
+`SyncNotQueued` (a 503 on the trigger) is not a refusal and not a loss: the run may or may not
+be queued (a publish past its deadline can still land), and the changes stay in SQLite either
+way, where the next beat or trigger finds them.
 """
 
 import asyncio
+import time
 
 import structlog
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from store_service.config import Settings
 from store_service.sync.celery_app import BROKER_CONNECT_TIMEOUT_SECONDS, SYNC_TASK, create_celery
@@ -39,16 +51,27 @@ class SyncPublisher:
     async def publish(self) -> str:
         """Enqueue one sync run and return its task id; `SyncNotQueued` when the broker does not
         take it within PUBLISH_DEADLINE_SECONDS."""
+        deadline = time.monotonic() + PUBLISH_DEADLINE_SECONDS
         try:
             return await asyncio.wait_for(
-                asyncio.to_thread(self._send), timeout=PUBLISH_DEADLINE_SECONDS
+                asyncio.to_thread(self._send, deadline), timeout=PUBLISH_DEADLINE_SECONDS
             )
         except Exception as exc:
             raise SyncNotQueued(repr(exc)) from exc
 
-    def _send(self) -> str:
-        # retry=False: with the broker down, fail after the connect timeout instead of hanging.
-        return str(self._celery.send_task(SYNC_TASK, retry=False).id)
+    def _send(self, deadline: float) -> str:
+        """Publish, retrying once on a fresh connection after a connection error, unless the
+        caller's deadline (time.monotonic()) has passed: then nobody waits for the answer."""
+        # retry=False: Celery's own publish retries would hold the caller far past the deadline.
+        try:
+            return str(self._celery.send_task(SYNC_TASK, retry=False).id)
+        except OperationalError as exc:  # what Celery raises for a broker connection error
+            if time.monotonic() >= deadline:
+                raise
+            log.info("sync_publish_retry", error=repr(exc))
+        # Once, on a connection of its own: a second failure means the broker is really away.
+        with self._celery.connection_for_write() as fresh:
+            return str(self._celery.send_task(SYNC_TASK, retry=False, connection=fresh).id)
 
     def notify_change(self) -> None:
         """Call after acknowledging a change: schedules a debounced publish when configured."""

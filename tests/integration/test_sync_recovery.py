@@ -44,8 +44,9 @@ def test_a_worker_killed_mid_batch_converges_exactly_once_after_restart(stack: S
 def test_a_rabbitmq_restart_loses_nothing_and_triggers_work_again(stack: Stack) -> None:
     ops = [stack.update("SKU-MQ", 2) for _ in range(3)]
     rabbitmq_restart()
-    # The API's pooled connection died with the broker: a trigger may fail once (503, and
-    # nothing is lost); then it publishes again.
+    # The node takes a moment to accept connections again: a trigger may answer 503 (nothing
+    # is lost) until it does. The dead pooled connection itself is retried on a fresh one
+    # (tests/integration/test_broker_restart.py).
     wait_for("a trigger accepted", lambda: stack.trigger().status_code == 202, timeout=60)
     changes = stack.wait_settled(ops, timeout=60)
     assert {change["status"] for change in changes} == {"synced"}

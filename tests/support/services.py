@@ -13,8 +13,10 @@ Use the fixtures from a test module or conftest with
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -89,15 +91,64 @@ def _toxiproxy_answers(client: ToxiproxyClient) -> bool:
     return True
 
 
+def require_toxiproxy(client: ToxiproxyClient) -> None:
+    require(
+        _toxiproxy_answers(client),
+        f"Toxiproxy at {client.base_url}",
+        f"bash {TOXIPROXY_SCRIPT.relative_to(REPO_ROOT)} ensure",
+    )
+
+
+@dataclass
+class BrokerProxy:
+    """A Toxiproxy proxy of the test's own in front of the real RabbitMQ; `url` is the AMQP URL
+    through it. Only this proxy is touched (never `reset`), so tests sharing the Toxiproxy
+    server are left alone."""
+
+    client: ToxiproxyClient
+    name: str
+    url: str
+
+    @classmethod
+    def create(
+        cls, client: ToxiproxyClient, broker: str, prefix: str = "test-broker"
+    ) -> "BrokerProxy":
+        parts = urlsplit(broker)
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        # Port 0: the server binds a free port itself, so parallel runs never collide.
+        proxy = client.create_proxy(
+            name, "127.0.0.1:0", f"{parts.hostname or '127.0.0.1'}:{parts.port or 5672}"
+        )
+        netloc = parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{proxy.listen_port}"
+        return cls(client, name, urlunsplit(parts._replace(netloc=netloc)))
+
+    def restart(self) -> None:
+        """A broker restart as its clients see it: every open connection cut, then the broker
+        reachable again (the connections are not restored)."""
+        self.client.disable(self.name)
+        self.client.enable(self.name)
+
+    def delete(self) -> None:
+        self.client.delete_proxy(self.name, missing_ok=True)
+
+
+@pytest.fixture
+def broker_proxy(rabbitmq_url: str) -> Iterator[BrokerProxy]:
+    """A private proxy in front of RabbitMQ, deleted after the test."""
+    with ToxiproxyClient(toxiproxy_url()) as client:
+        require_toxiproxy(client)
+        proxy = BrokerProxy.create(client, rabbitmq_url)
+        try:
+            yield proxy
+        finally:
+            proxy.delete()
+
+
 @pytest.fixture
 def toxiproxy() -> Iterator[ToxiproxyClient]:
     """A client for the running Toxiproxy; every proxy enabled, no toxics, before and after."""
     with ToxiproxyClient(toxiproxy_url()) as client:
-        require(
-            _toxiproxy_answers(client),
-            f"Toxiproxy at {client.base_url}",
-            f"bash {TOXIPROXY_SCRIPT.relative_to(REPO_ROOT)} ensure",
-        )
+        require_toxiproxy(client)
         client.reset()
         try:
             yield client

@@ -158,7 +158,7 @@ class RecordingPublisher(SyncPublisher):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.sent: list[float] = []
 
-    def _send(self) -> str:
+    def _send(self, deadline: float) -> str:
         self.sent.append(time.monotonic())
         return f"task-{len(self.sent)}"
 
