@@ -2,10 +2,14 @@
 
 `reconcile` is the one place that recomputes it: after a sync batch, an operator discard, or
 a refresh. Central's state only ever moves forward (`domain.is_newer_central`), so a stale
-report (a replayed `duplicate`, a refresh racing a sync run) can never roll the view back.
+report (a replayed `duplicate`, a refresh fetched before a batch was recorded) can never roll
+the view back.
 
-A refresh that races a sync batch may briefly count a change twice (central already applied
-it, the store has not recorded that yet); the batch's result then removes it from pending.
+A refresh must not adopt central's figures for a SKU while one of its changes is in flight:
+central may have applied it already while the store still counts it as pending, so central +
+pending would count it twice until the batch is recorded. `refresh` checks that and writes
+in one write transaction, so no batch can claim or record in between; the batch's own record
+step brings central's figures in.
 """
 
 import sqlite3
@@ -34,6 +38,21 @@ def reconcile(
     `finalized` is the (sum, count) of its deltas the caller's transaction made final."""
     reported = {sku: (central_quantity, central_version)}
     return reconcile_many(conn, reported, now=now, synced=synced, finalized={sku: finalized})[sku]
+
+
+def refresh(
+    conn: sqlite3.Connection, sku: str, *, central_quantity: int, central_version: int, now: float
+) -> bool:
+    """Fold a refresh's figures for `sku` into the local view, unless a change of the SKU is in
+    flight (see the module docstring): then nothing changes. Call it inside a write transaction
+    (BEGIN IMMEDIATE) so the check and the write are one step. True when adopted."""
+    if outbox.has_in_flight(conn, sku):
+        log.info("refresh_deferred", sku=sku, reason="a change of the SKU is in flight")
+        return False
+    reconcile(
+        conn, sku, central_quantity=central_quantity, central_version=central_version, now=now
+    )
+    return True
 
 
 def reconcile_many(

@@ -125,6 +125,18 @@ def recover_in_flight(conn: sqlite3.Connection, *, now: float) -> int:
     return cursor.rowcount
 
 
+def has_in_flight(conn: sqlite3.Connection, sku: str) -> bool:
+    """Whether a sync batch holds one of the SKU's changes (claimed, its result not recorded).
+
+    Reads the in-flight slice of ix_changes_status_id: at most a batch of rows, whatever the
+    backlog."""
+    row = conn.execute(
+        f"SELECT 1 FROM changes WHERE status = '{ChangeState.IN_FLIGHT}' AND sku = ? LIMIT 1",
+        (sku,),
+    ).fetchone()
+    return row is not None
+
+
 def idempotency_margin(window: float) -> float:
     """Safety margin before central forgets a key (clock skew, a send in progress)."""
     return min(300.0, 0.05 * window)

@@ -17,9 +17,8 @@ from collections.abc import Sequence
 
 import structlog
 
+from store_service import local_view
 from store_service.config import Settings, get_settings
-from store_service.domain import ItemState
-from store_service.local_view import reconcile
 from store_service.logs import configure_logging
 from store_service.storage import items
 from store_service.storage.db import connect, transaction
@@ -34,11 +33,13 @@ def fetch(client: CentralClient, sku: str) -> tuple[int, int]:
     return (0, 0) if item is None else (item.quantity, item.version)
 
 
-def refresh_sku(conn: sqlite3.Connection, client: CentralClient, sku: str) -> ItemState:
-    """Fetch one SKU from central, then recompute its local view in a short transaction."""
+def refresh_sku(conn: sqlite3.Connection, client: CentralClient, sku: str) -> bool:
+    """Fetch one SKU from central, then fold it into the local view in a short write
+    transaction; False when deferred because a change of the SKU is in flight
+    (`local_view.refresh`: the sync batch brings central's figures then)."""
     quantity, version = fetch(client, sku)
     with transaction(conn):
-        return reconcile(
+        return local_view.refresh(
             conn, sku, central_quantity=quantity, central_version=version, now=time.time()
         )
 

@@ -52,8 +52,9 @@ async def refresh_item(sku: SkuPath, runtime: RuntimeDep) -> InventoryItem:
 def _fold(
     conn: sqlite3.Connection, sku: str, quantity: int, version: int, now: float
 ) -> dict[str, Any] | None:
-    """Central's news into the SKU's local view, in the writer's transaction."""
-    local_view.reconcile(conn, sku, central_quantity=quantity, central_version=version, now=now)
+    """Central's news into the SKU's local view, in the writer's transaction (BEGIN IMMEDIATE):
+    left out while a change of the SKU is in flight (`local_view.refresh`)."""
+    local_view.refresh(conn, sku, central_quantity=quantity, central_version=version, now=now)
     return items.get_item(conn, sku)
 
 
