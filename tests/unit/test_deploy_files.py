@@ -180,9 +180,10 @@ def _promtool_test_rules(tests: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_queue_alert_fires_on_messages_with_no_consumer_only() -> None:
-    """promtool's rule tests (alerts_test.yml): either source fires it, one alert per queue;
-    a consumed queue, an empty one and another application's queue do not."""
+def test_the_alert_rule_tests_pass() -> None:
+    """promtool's rule tests (alerts_test.yml). The queue alert: either source fires it, one
+    alert per queue; a consumed queue, an empty one and another application's queue do not.
+    The storage alert: a minute of failing writes fires it; a shorter blip does not."""
     result = _promtool_test_rules(ALERT_TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -197,6 +198,19 @@ def test_the_alert_tests_catch_an_alert_that_ignores_consumers(tmp_path: Path) -
     result = _promtool_test_rules(tmp_path / "alerts_test.yml")
     assert result.returncode != 0
     assert "store.sync.shop-8" in result.stdout + result.stderr  # the consumed queue fired
+
+
+def test_the_alert_tests_catch_a_storage_alert_without_its_minute(tmp_path: Path) -> None:
+    """Negative control: a storage alert that fires at once fails the rule tests (the blip)."""
+    rules = ALERTS.read_text()
+    storage_rule = rules[rules.index("- alert: StoreStorageUnavailable") :]
+    assert storage_rule.count("for: 1m") == 1
+    broken = rules.replace(storage_rule, storage_rule.replace("for: 1m", "for: 0m"))
+    (tmp_path / "alerts.yml").write_text(broken)
+    (tmp_path / "alerts_test.yml").write_text(ALERT_TESTS.read_text())
+    result = _promtool_test_rules(tmp_path / "alerts_test.yml")
+    assert result.returncode != 0
+    assert "StoreStorageUnavailable" in result.stdout + result.stderr
 
 
 def _exported_metric_names(tmp_path: Path) -> set[str]:
