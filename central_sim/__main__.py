@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port or settings.port,
         log_config=None,
         access_log=False,
-        **uvicorn_options(),  # the edge protocol and limits (docs/security.md)
+        **uvicorn_options(),  # the edge protocol and limits (docs/api.md#security-and-limits)
     )
     return 0
 

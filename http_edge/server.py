@@ -4,7 +4,7 @@
 
 `uvicorn_options()` is what `store_service.serve` and `python -m central_sim` pass to
 `uvicorn.run`; this command is the same server for any ASGI app path (the harness starts both
-services with it). The limits and what each refusal looks like: docs/security.md.
+services with it). The limits and what each refusal looks like: docs/api.md#security-and-limits.
 """
 
 import argparse

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         access_log=False,
         proxy_headers=False,
         loop=EVENT_LOOP,
-        **uvicorn_options(),  # h11 with a header limit and request deadline (docs/security.md)
+        **uvicorn_options(),  # h11, header limit, deadline (docs/api.md#security-and-limits)
     )
 
 

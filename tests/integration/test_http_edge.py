@@ -1,8 +1,8 @@
 """Hostile and unlucky clients at the HTTP edge of both services: real uvicorn processes, real
 sockets, raw bytes where a well-behaved client library would refuse to send them.
 
-Each test pins one promise of docs/security.md: a clear answer (an RFC 9457 problem) for bad
-input that changes nothing, and never "refused" for a change that was made.
+Each test pins one promise of docs/api.md#security-and-limits: a clear answer (an RFC 9457
+problem) for bad input that changes nothing, and never "refused" for a change that was made.
 """
 
 import json

@@ -1,7 +1,7 @@
 """A full disk under a running store API: the database on a small tmpfs the test mounts, filled
 to the last byte while updates keep coming on one kept-alive connection.
 
-Promises (docs/security.md): every update gets an HTTP answer (200, or a 503
+Promises (docs/api.md#security-and-limits): every update gets an HTTP answer (200, or a 503
 `storage-unavailable` problem with Retry-After, never a generic 500 or a dropped connection);
 health says the database is down while writes fail and recovers by itself once space returns;
 one error line per condition, not one per request; nothing acknowledged is lost and nothing
