@@ -13,17 +13,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
-from chaos.toxiproxy import ToxiproxyClient, ToxiproxyError
+from chaos.toxiproxy import ToxiproxyClient
 from harness.commands import celery_argv
 from harness.processes import Process, free_port
 from harness.store import wait_worker_ready
 from tests.support.metrics import Scrape, scrape
-from tests.support.processes import require
-from tests.support.services import TOXIPROXY_SCRIPT, toxiproxy_url
+from tests.support.services import BrokerProxy, require_toxiproxy, toxiproxy_url
 from tests.support.stack import Stack, start_stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -49,36 +48,24 @@ def _quiet_worker(env: dict[str, str], log_dir: Path) -> Process:
 
 
 @pytest.fixture(scope="module")
-def proxy(rabbitmq_url: str) -> Iterator[tuple[ToxiproxyClient, str, str]]:
-    """A Toxiproxy proxy in front of RabbitMQ: (client, proxy name, broker URL through it)."""
-    client = ToxiproxyClient(toxiproxy_url())
-    try:
-        client.version()
-        answers = True
-    except ToxiproxyError:
-        answers = False
-    require(answers, f"Toxiproxy at {toxiproxy_url()}", f"bash {TOXIPROXY_SCRIPT} ensure")
-    parts = urlsplit(rabbitmq_url)
-    name = f"store-obs-broker-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    client.create_proxy(name, f"127.0.0.1:{port}", f"{parts.hostname}:{parts.port or 5672}")
-    netloc = parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{port}"
-    try:
-        yield client, name, urlunsplit(parts._replace(netloc=netloc))
-    finally:
-        client.delete_proxy(name, missing_ok=True)
-        client.close()
+def proxy(rabbitmq_url: str) -> Iterator[BrokerProxy]:
+    """A Toxiproxy proxy of the module's own in front of RabbitMQ."""
+    with ToxiproxyClient(toxiproxy_url()) as client:
+        require_toxiproxy(client)
+        broker = BrokerProxy.create(client, rabbitmq_url, prefix="store-obs-broker")
+        try:
+            yield broker
+        finally:
+            broker.delete()
 
 
 @pytest.fixture(scope="module")
-def obs(
-    tmp_path_factory: pytest.TempPathFactory, proxy: tuple[ToxiproxyClient, str, str]
-) -> Iterator[dict[str, Any]]:
+def obs(tmp_path_factory: pytest.TempPathFactory, proxy: BrokerProxy) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("observability")
     worker_port = free_port()
     stack = start_stack(
         tmp,
-        proxy[2],
+        proxy.url,
         worker=False,
         STORE_LOG_JSON="true",
         STORE_LOG_LEVEL="DEBUG",
@@ -107,7 +94,7 @@ def obs(
             "api_log_offset": api_log_offset,
         }
     finally:
-        proxy[0].enable(proxy[1])
+        proxy.client.enable(proxy.name)
         stack.stop()
 
 
@@ -218,10 +205,10 @@ def test_central_failures_count_retries_backoff_and_errors_by_kind(obs: dict) ->
 
 
 def test_health_degrades_when_broker_or_central_go_and_recovers(
-    obs: dict, proxy: tuple[ToxiproxyClient, str, str]
+    obs: dict, proxy: BrokerProxy
 ) -> None:
     stack: Stack = obs["stack"]
-    client, name, _url = proxy
+    client, name = proxy.client, proxy.name
 
     def status_is(expected: str, down: str | None = None) -> Any:
         def probe() -> dict[str, Any] | None:
