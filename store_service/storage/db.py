@@ -3,6 +3,7 @@ migration entry point."""
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from prometheus_client import Histogram
 from sqlalchemy.engine import make_url
 
 from store_service.config import Settings
@@ -22,6 +24,15 @@ ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000  # how long a statement waits for another connection's write lock
 IN_CHUNK = 500  # values per `IN (...)` list: far below SQLite's 32,766 host parameters
+
+# Registered by each process's metrics (the API's /metrics, the worker's port): one process,
+# one writer role, so no label. Only acquisitions that found the lock taken are observed.
+WRITE_LOCK_WAIT = Histogram(
+    "store_sqlite_write_lock_wait_seconds",
+    "Time a write transaction waited for the SQLite write lock another connection held.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=None,
+)
 
 
 def async_url(url: str) -> str:
@@ -78,13 +89,44 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     a few calls in one, so the API's writer waits for milliseconds, not for a central round
     trip.
     """
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn)
     try:
         yield conn
     except BaseException:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def begin_without_waiting(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE that fails at once (SQLITE_BUSY) instead of sleeping for the lock."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+def is_busy(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, sqlite3.OperationalError)
+        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+    )
+
+
+def begin_immediate(conn: sqlite3.Connection, *, busy_since: float | None = None) -> None:
+    """BEGIN IMMEDIATE, waiting for the write lock if another connection holds it; a wait is
+    observed in WRITE_LOCK_WAIT (from `busy_since`, when the caller already found it taken)."""
+    if busy_since is None:
+        try:
+            begin_without_waiting(conn)
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        busy_since = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    WRITE_LOCK_WAIT.observe(time.perf_counter() - busy_since)
 
 
 def sql_list(values: Iterable[StrEnum]) -> str:

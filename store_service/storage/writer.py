@@ -32,6 +32,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -42,7 +43,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from store_service.domain import SqliteSynchronous
-from store_service.storage.db import BUSY_TIMEOUT_MS, connect
+from store_service.storage.db import begin_immediate, begin_without_waiting, connect, is_busy
 from store_service.storage.faults import StorageFaults, classify
 
 T = TypeVar("T")
@@ -237,11 +238,11 @@ class Writer:
         conn = self._conn
         assert conn is not None
         try:
-            _begin_without_waiting(conn)
+            begin_without_waiting(conn)
         except Exception as exc:
             self._txn.release()
-            if _is_busy(exc):  # another process writes: let the thread wait for the lock
-                self._queue.put((_LOOP_BATCH, batcher, batch))
+            if is_busy(exc):  # another process writes: let the thread wait for the lock
+                self._queue.put((_LOOP_BATCH, batcher, batch, time.perf_counter()))
             else:
                 batcher.committed(batch, [(False, exc)] * len(batch))
             return
@@ -282,7 +283,7 @@ class Writer:
                 elif kind == _LOOP_BATCH:
                     self._acquire_transaction(backlog)
                     jobs = [job for job, _future in item[2]]
-                    outcomes = self._run_in_transaction(conn, jobs)
+                    outcomes = self._run_in_transaction(conn, jobs, busy_since=item[3])
                     _answer_loop(item[1], item[2], outcomes)
                 else:
                     blocking = [item]
@@ -356,11 +357,14 @@ class Writer:
         self.commits += 1
         self.jobs += jobs
 
-    def _run_in_transaction(self, conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
-        """BEGIN (waiting for the lock), run, COMMIT: all on this thread; the caller holds _txn."""
+    def _run_in_transaction(
+        self, conn: sqlite3.Connection, jobs: list[Job], *, busy_since: float | None = None
+    ) -> list[Outcome]:
+        """BEGIN (waiting for the lock), run, COMMIT: all on this thread; the caller holds _txn.
+        `busy_since`: when the loop found the lock taken (the wait is measured from then)."""
         try:
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                begin_immediate(conn, busy_since=busy_since)
             except Exception as exc:
                 return [(False, exc)] * len(jobs)
             outcomes = _run_batch(conn, jobs)
@@ -370,22 +374,6 @@ class Writer:
             self._txn.release()
         self._transaction_ended(len(jobs))
         return outcomes
-
-
-def _begin_without_waiting(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE that fails at once (SQLITE_BUSY) instead of sleeping for the lock."""
-    conn.execute("PRAGMA busy_timeout = 0")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-
-
-def _is_busy(exc: Exception) -> bool:
-    return (
-        isinstance(exc, sqlite3.OperationalError)
-        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
-    )
 
 
 def _commit(conn: sqlite3.Connection, outcomes: list[Outcome]) -> list[Outcome]:
