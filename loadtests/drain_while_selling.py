@@ -529,6 +529,7 @@ async def _paced(url: str, *, rate: float, max_seconds: float, tag: str) -> dict
     opened = 0
     latencies: list[float] = []
     status_errors = failures = 0
+    kinds: dict[str, int] = {}  # what the errors were: an HTTP status or an exception's name
     pending: set[asyncio.Task[None]] = set()
 
     async def one(n: int, due: float) -> None:
@@ -556,6 +557,7 @@ async def _paced(url: str, *, rate: float, max_seconds: float, tag: str) -> dict
             latencies.append(loop.time() - due)
             if status >= 300:
                 status_errors += 1
+                kinds[str(status)] = kinds.get(str(status), 0) + 1
             idle.append(conn)
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
             failures += 1
@@ -594,6 +596,7 @@ async def _paced(url: str, *, rate: float, max_seconds: float, tag: str) -> dict
         "max_ms": pct(1.0),
         # Not 2xx, failed on the socket, or still unanswered 15 s after the last was sent.
         "errors": status_errors + failures + max(0, n - len(latencies) - failures),
+        "error_kinds": kinds,
         "connections_opened": opened,
     }
 
