@@ -527,6 +527,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--e-duration", type=float, default=10.0, help="(e) seconds of each update load alone"
     )
+    parser.add_argument(
+        "--e-scenarios",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="(e) only these scenarios, comma-separated (paced_alone, saturating_alone, "
+        "drain_alone, drain_paced, drain_saturating); targets not measured are said so",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
     args = parser.parse_args(argv)
     if args.only_soon:
