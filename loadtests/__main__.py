@@ -2,6 +2,8 @@
 
     uv run python -m loadtests run --profile tills --users 50 --duration 30s \
         --host http://127.0.0.1:8001
+    uv run python -m loadtests run --profile tills --shape draining --users 40 --duration 2m \
+        --host http://127.0.0.1:8001   # sells while a sync drains; fails if the backlog stays
     uv run python -m loadtests run --profile mixed --shape spike --users 80 --duration 2m \
         --start-server                       # boots a store API on a temporary database first
     uv run python -m loadtests bench         # the benchmark (see loadtests/bench.py)

@@ -1,6 +1,8 @@
 """The benchmark: one command, one run, one table (printed and written as JSON).
 
-    uv run python -m loadtests.bench                   # (a) + (b) + (c), 3 repetitions
+    uv run python -m loadtests.bench                   # (a) to (e), 3 repetitions
+    uv run python -m loadtests.bench --only abcd       # (a) (b) (b') (c) (d): not (e)
+    uv run python -m loadtests.bench --only e --repeat 3   # drain while selling
     uv run python -m loadtests.bench --skip-drain --duration 10 --repeat 5
     uv run python -m loadtests.bench --compare-ref HEAD~3   # also bench an older commit's server
 
@@ -19,6 +21,10 @@ figure (wrk's own CPU share is measured from its rusage).
 (c) drain:   a 100,000-change backlog written through the real Writer + `apply_update`, pushed
     to a real central_sim subprocess by `run_sync` in a child process (its peak RSS is the
     drain's), against sending a sample one by one to `/adjust` (extrapolated: said so).
+(d) sync soon: an update's answer to central applying it, at 100 updates/s (real worker).
+(e) drain while selling (loadtests/drain_while_selling.py): the backlog drained by the real
+    worker while updates arrive paced (300/s) and saturating (64 connections), against each
+    path alone, in the same run.
 """
 
 import argparse
@@ -373,11 +379,14 @@ def render(report: dict[str, Any]) -> str:
         f"benchmark {report['started_at']} on {report['machine']} ({SHARED_NOTE})",
         f"{report['repeat']} repetitions x {report['duration_s']} s, {report['connections']} "
         "connections, median [min-max]",
-        "",
-        "| server | measure | req/s | p50 ms | p99 ms | non-2xx | ratio to (a) | wrk CPU | "
-        "server CPU | server CPU us/req |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if report.get("http"):
+        lines += [
+            "",
+            "| server | measure | req/s | p50 ms | p99 ms | non-2xx | ratio to (a) | wrk CPU | "
+            "server CPU | server CPU us/req |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
     for label, s in report.get("http", {}).get("servers", {}).items():
         for key, kind in KINDS.items():
             if key not in s:
@@ -427,6 +436,13 @@ def render(report: dict[str, Any]) -> str:
             f"| latency median / p90 / p99 / max | {soon['median_s']:.2f} / {soon['p90_s']:.2f} / "
             f"{soon['p99_s']:.2f} / {soon['max_s']:.2f} s |",
         ]
+    e = report.get("drain_while_selling")
+    if e and "skipped" in e:
+        lines += ["", f"(e) drain while selling: skipped, {e['skipped']}"]
+    elif e:
+        from loadtests.drain_while_selling import render as render_e
+
+        lines += render_e(e)
     return "\n".join(lines)
 
 
@@ -447,6 +463,19 @@ def _sync_soon(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         seconds=args.soon_seconds,
         debounce=args.soon_debounce,
     )
+
+
+def _drain_while_selling(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from loadtests.drain_while_selling import bench_drain_while_selling
+    from loadtests.sync_soon_bench import broker_available, default_broker_url
+
+    args.broker_url = args.broker_url or default_broker_url()
+    if not broker_available(args.broker_url):
+        return {
+            "skipped": f"RabbitMQ is not reachable at {args.broker_url}; start it with "
+            "`bash scripts/services/rabbitmq.sh ensure` or pass --broker-url"
+        }
+    return bench_drain_while_selling(workdir, args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -484,12 +513,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--soon-rate", type=float, default=100.0, help="(d) updates per second")
     parser.add_argument("--soon-seconds", type=float, default=30.0, help="(d) seconds of load")
     parser.add_argument("--soon-debounce", type=float, default=0.3, help="STORE_SYNC_SOON_SECONDS")
-    parser.add_argument("--broker-url", default=None, help="RabbitMQ for (d) (STORE_BROKER_URL)")
+    parser.add_argument(
+        "--broker-url", default=None, help="RabbitMQ for (d) and (e) (STORE_BROKER_URL)"
+    )
+    parser.add_argument(
+        "--only",
+        metavar="LETTERS",
+        help="run only these parts, e.g. `abcd` or `e` (a and b run together; b includes b')",
+    )
+    parser.add_argument("--skip-e", action="store_true", help="skip (e), drain while selling")
+    parser.add_argument("--e-backlog", type=int, default=100_000, help="(e) backlog size")
+    parser.add_argument("--paced-rate", type=float, default=300.0, help="(e) paced updates/s")
+    parser.add_argument(
+        "--e-duration", type=float, default=10.0, help="(e) seconds of each update load alone"
+    )
+    parser.add_argument(
+        "--e-scenarios",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        help="(e) only these scenarios, comma-separated (paced_alone, saturating_alone, "
+        "drain_alone, drain_paced, drain_saturating); targets not measured are said so",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
     args = parser.parse_args(argv)
     if args.only_soon:
-        args.skip_http = args.skip_drain = True
-        args.skip_soon = False
+        args.only = "d"
+    if args.only:
+        letters = set(args.only.lower())
+        if not letters <= set("abcde"):
+            parser.error("--only takes letters among a, b, c, d, e")
+        args.skip_http = not letters & {"a", "b"}
+        args.skip_drain = "c" not in letters
+        args.skip_soon = "d" not in letters
+        args.skip_e = "e" not in letters
 
     report: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -515,6 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if not args.skip_soon:
             report["soon"] = _sync_soon(args, workdir / "soon")
+        if not args.skip_e:
+            report["drain_while_selling"] = _drain_while_selling(args, workdir / "e")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"bench-{report['started_at'].replace(':', '')}.json"
     path.write_text(json.dumps(report, indent=2))

@@ -18,7 +18,13 @@ Users (pick with class names on the command line):
 - `HotSkuUser`: read-then-update with `version` on a handful of hot SKUs; a 409
   `version-conflict` is the expected outcome of losing the race, counted as a success.
 
-Environment: LOAD_SHAPE (steady|ramp|spike|soak), LOAD_USERS, LOAD_DURATION (seconds),
+Shape `draining` (steady users) also drains: at the start, and every LOAD_TRIGGER_EVERY seconds
+(30), it asks the store to sync (`POST /v1/local/sync/trigger`) and reads `GET
+/v1/local/sync/summary` every 2 s; the verdict then requires the changes waiting to sync to
+have shrunk to at most LOAD_MAX_BACKLOG_LEFT (0.5) of the largest count seen
+(`--max-backlog-left`), i.e. the worker drains while the tills sell.
+
+Environment: LOAD_SHAPE (steady|ramp|spike|soak|draining), LOAD_USERS, LOAD_DURATION (seconds),
 LOAD_SKUS (1000), LOAD_ZIPF_S (1.1), LOAD_HOT_SKUS (4), LOAD_SEED_QUANTITY (100000; 0 skips
 seeding), LOAD_WAIT_MIN/LOAD_WAIT_MAX (seconds between tasks), LOAD_THRESHOLDS_JSON (where to
 write the verdict). Thresholds: --p95-ms/--p99-ms/--max-failure-ratio/--min-requests or
@@ -94,6 +100,41 @@ def seed_stock(environment: Any, **_kwargs: Any) -> None:
     print(f"seeded {len(skus) - len(bad)}/{len(skus)} SKUs with +{SEED_QUANTITY}", flush=True)
     if bad:
         print(f"seeding answers that were not 200: {collections.Counter(bad)}", flush=True)
+
+
+# --- draining: sync while selling ---------------------------------------------------------
+
+TRIGGER_EVERY = float(os.environ.get("LOAD_TRIGGER_EVERY", "30"))
+queued_samples: list[int] = []  # changes pending or in flight, every 2 s (shape draining)
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - the --host given
+        return json.loads(response.read())
+
+
+def _watch_drain(host: str) -> None:
+    """Trigger a sync now and every TRIGGER_EVERY s; sample the queued count every 2 s."""
+    last_trigger = -TRIGGER_EVERY
+    elapsed = 0.0
+    while True:
+        if elapsed - last_trigger >= TRIGGER_EVERY:
+            status = _post_json(host + "/v1/local/sync/trigger", {})
+            print(f"sync trigger: HTTP {status}", flush=True)
+            last_trigger = elapsed
+        try:
+            counts = _get_json(host + "/v1/local/sync/summary")["counts"]
+            queued_samples.append(int(counts.get("pending", 0)) + int(counts.get("in_flight", 0)))
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"sync summary unreadable: {exc!r}", flush=True)
+        gevent.sleep(2.0)
+        elapsed += 2.0
+
+
+@events.test_start.add_listener
+def start_drain_watch(environment: Any, **_kwargs: Any) -> None:
+    if os.environ.get("LOAD_SHAPE") == "draining" and environment.host:
+        gevent.spawn(_watch_drain, environment.host.rstrip("/"))
 
 
 # --- users --------------------------------------------------------------------------------
@@ -268,6 +309,13 @@ THRESHOLD_OPTIONS: tuple[tuple[str, type, str, str, str], ...] = (
         "fail above this failure ratio",
     ),
     ("--min-requests", int, "min_requests", "LOAD_MIN_REQUESTS", "fail with fewer requests"),
+    (
+        "--max-backlog-left",
+        float,
+        "max_backlog_left",
+        "LOAD_MAX_BACKLOG_LEFT",
+        "shape draining: fail unless the sync backlog ends at most this fraction of its peak",
+    ),
 )
 
 
@@ -288,6 +336,7 @@ def _apply_thresholds(environment: Any, **_kwargs: Any) -> None:
         p99_ms=options.p99_ms,
         max_failure_ratio=options.max_failure_ratio,
         min_requests=options.min_requests,
+        max_backlog_left=options.max_backlog_left,
     )
     total = environment.stats.total
     stats = RunStats(
@@ -295,6 +344,7 @@ def _apply_thresholds(environment: Any, **_kwargs: Any) -> None:
         failures=total.num_failures,
         p95_ms=total.get_response_time_percentile(0.95) or 0.0,
         p99_ms=total.get_response_time_percentile(0.99) or 0.0,
+        backlog_samples=list(queued_samples) if os.environ.get("LOAD_SHAPE") == "draining" else [],
     )
     broken = violations(stats, limits)
     environment.process_exit_code = 1 if broken else 0
@@ -309,6 +359,7 @@ def _apply_thresholds(environment: Any, **_kwargs: Any) -> None:
             "p95_ms": stats.p95_ms,
             "p99_ms": stats.p99_ms,
             "rps": total.total_rps,
+            "sync_backlog_samples": stats.backlog_samples,
         },
     }
     print("thresholds:", "PASSED" if not broken else "FAILED: " + "; ".join(broken), flush=True)

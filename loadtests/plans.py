@@ -6,7 +6,7 @@ selected one in a `LoadTestShape`. Every plan ends: `stage_at` returns None afte
 
 from dataclasses import dataclass
 
-SHAPES = ("steady", "ramp", "spike", "soak")
+SHAPES = ("steady", "ramp", "spike", "soak", "draining")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +20,9 @@ def plan(shape: str, *, users: int, duration: float) -> list[Stage]:
     """The stages of a shape peaking at `users` and lasting `duration` seconds."""
     if users < 1 or duration <= 0:
         raise ValueError("users must be >= 1 and duration > 0")
-    if shape in ("steady", "soak"):
-        # Soak is steady held long (its default duration is longer: see the CLI).
+    if shape in ("steady", "soak", "draining"):
+        # Soak is steady held long (its default duration is longer: see the CLI); draining is
+        # steady selling while the locustfile asks the store to sync and watches the backlog.
         warmup = min(10.0, duration / 10)
         return [Stage(duration, users, max(1.0, users / max(warmup, 1.0)))]
     if shape == "ramp":

@@ -17,6 +17,8 @@ class Thresholds:
     p99_ms: float | None = 1000.0
     max_failure_ratio: float = 0.01
     min_requests: int = 1
+    # Shape draining: the sync backlog must end at most this fraction of its peak.
+    max_backlog_left: float = 0.5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Thresholds":
@@ -28,6 +30,7 @@ class Thresholds:
             p99_ms=_optional_float(env.get("LOAD_P99_MS"), default.p99_ms),
             max_failure_ratio=float(env.get("LOAD_MAX_FAILURE_RATIO", default.max_failure_ratio)),
             min_requests=int(env.get("LOAD_MIN_REQUESTS", default.min_requests)),
+            max_backlog_left=float(env.get("LOAD_MAX_BACKLOG_LEFT", default.max_backlog_left)),
         )
 
     def as_dict(self) -> dict[str, float | int | None]:
@@ -40,6 +43,8 @@ class RunStats:
     failures: int
     p95_ms: float
     p99_ms: float
+    # Shape draining: changes waiting to sync, sampled during the run (empty otherwise).
+    backlog_samples: tuple[int, ...] | list[int] = ()
 
     @property
     def failure_ratio(self) -> float:
@@ -68,6 +73,13 @@ def violations(stats: RunStats, limits: Thresholds) -> list[str]:
         broken.append(f"p95 {stats.p95_ms:.0f} ms > {limits.p95_ms:.0f} ms")
     if limits.p99_ms is not None and stats.p99_ms > limits.p99_ms:
         broken.append(f"p99 {stats.p99_ms:.0f} ms > {limits.p99_ms:.0f} ms")
+    if stats.backlog_samples:
+        peak, last = max(stats.backlog_samples), stats.backlog_samples[-1]
+        if peak and last > peak * limits.max_backlog_left:
+            broken.append(
+                f"sync backlog did not shrink: {last} left of a peak of {peak} "
+                f"(at most {limits.max_backlog_left:.0%} allowed)"
+            )
     return broken
 
 

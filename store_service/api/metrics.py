@@ -39,6 +39,7 @@ from store_service.api.problems import SLUG_STATE
 from store_service.api.queue_metrics import QueueCollector
 from store_service.config import Settings
 from store_service.domain import StorageCondition, UpdateOutcome
+from store_service.storage.db import WRITE_LOCK_WAIT
 from store_service.storage.faults import StorageFaults
 
 NAMESPACE = "store"
@@ -180,6 +181,7 @@ def install_metrics(app: FastAPI, settings: Settings) -> CollectorRegistry:
     registry.register(BacklogCollector(settings.database_path, settings.sqlite_synchronous))
     registry.register(QueueCollector(settings))
     registry.register(StorageCollector(lambda: _storage_faults(app)))
+    registry.register(WRITE_LOCK_WAIT)
     app.add_middleware(
         RequestMetricsMiddleware, requests=requests, latency=latency, updates=updates
     )

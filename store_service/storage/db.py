@@ -2,7 +2,11 @@
 migration entry point."""
 
 import asyncio
+import contextlib
+import fcntl
+import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -10,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from prometheus_client import Histogram
 from sqlalchemy.engine import make_url
 
 from store_service.config import Settings
@@ -23,11 +28,84 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000  # how long a statement waits for another connection's write lock
 IN_CHUNK = 500  # values per `IN (...)` list: far below SQLite's 32,766 host parameters
 
+# Registered by each process's metrics (the API's /metrics, the worker's port): one process,
+# one writer role, so no label. Only acquisitions that found the lock taken are observed.
+WRITE_LOCK_WAIT = Histogram(
+    "store_sqlite_write_lock_wait_seconds",
+    "Time a write transaction waited for the SQLite write lock another connection held.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=None,
+)
+
 
 def async_url(url: str) -> str:
     """The aiosqlite form of a SQLite URL (what Alembic's async environment connects with)."""
     parsed = make_url(url)
     return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+
+
+class WriteTurn:
+    """Whose turn it is to write: an exclusive `flock` on a file beside the database, which
+    every store connection that writes holds from BEGIN IMMEDIATE to COMMIT.
+
+    Why: SQLite's own write lock has no queue. A connection that finds it taken sleeps in
+    SQLite's busy handler (1, 2, 5, 10 ... up to 100 ms between tries) and only gets it if it
+    happens to try in a gap; under a busy API the sync worker starved, and the API's commits
+    waited out those sleeps behind the worker's transactions (docs/performance.md, (e)). A
+    process waiting for the turn sleeps in the kernel, which wakes it as soon as the holder
+    lets go. SQLite's lock still decides correctness: a connection that does not take the turn
+    (migrations, tools) is waited for with busy_timeout as before.
+
+    A holder stopped mid-transaction (SIGSTOP) holds the turn until it continues or dies, as it
+    holds SQLite's lock; the kernel releases both when a process dies.
+    """
+
+    def __init__(self, database: Path) -> None:
+        self._fd: int | None = os.open(
+            f"{database}-writeturn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+
+    def try_acquire(self) -> bool:
+        if self._fd is None:
+            return True
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def acquire(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # also lets go of the lock
+            self._fd = None
+
+
+class StoreConnection(sqlite3.Connection):
+    """A store connection; one that writes carries the database's WriteTurn."""
+
+    write_turn: WriteTurn | None = None
+
+    def close(self) -> None:
+        super().close()
+        if self.write_turn is not None:
+            self.write_turn.close()
+
+
+def open_write_turn(path: Path) -> WriteTurn | None:
+    """The database's WriteTurn, or None where the file cannot be made (a read-only or
+    vanished directory): writes then wait on SQLite's lock alone, and fail as they would."""
+    try:
+        return WriteTurn(path)
+    except OSError:
+        return None
 
 
 def connect(
@@ -47,7 +125,11 @@ def connect(
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
-        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        factory=StoreConnection,
     )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -55,6 +137,7 @@ def connect(
         conn.execute("PRAGMA query_only = ON")
     else:
         conn.execute("PRAGMA journal_mode = WAL")
+        conn.write_turn = open_write_turn(path)
     conn.execute(f"PRAGMA synchronous = {synchronous.pragma}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
@@ -78,13 +161,72 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     a few calls in one, so the API's writer waits for milliseconds, not for a central round
     trip.
     """
-    conn.execute("BEGIN IMMEDIATE")
+    turn = write_turn(conn)
+    begin_immediate(conn, turn=turn)
     try:
-        yield conn
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        if conn.in_transaction:  # a failed COMMIT or ROLLBACK: nothing of it is kept
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        if turn is not None:
+            turn.release()
+
+
+def write_turn(conn: sqlite3.Connection) -> WriteTurn | None:
+    return getattr(conn, "write_turn", None)
+
+
+def begin_without_waiting(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE that fails at once (SQLITE_BUSY) instead of sleeping for the lock."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+def is_busy(exc: BaseException) -> bool:
+    return (
+        isinstance(exc, sqlite3.OperationalError)
+        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+    )
+
+
+def begin_immediate(
+    conn: sqlite3.Connection, *, turn: WriteTurn | None = None, busy_since: float | None = None
+) -> None:
+    """Take `turn` (if any), then BEGIN IMMEDIATE, waiting if another connection writes; a wait
+    is observed in WRITE_LOCK_WAIT (from `busy_since` when the caller found the lock taken).
+    On failure the turn is let go again."""
+    if busy_since is None and (turn is None or turn.try_acquire()):
+        try:
+            begin_without_waiting(conn)
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                if turn is not None:
+                    turn.release()
+                raise
+        busy_since = time.perf_counter()
+    elif busy_since is None:
+        busy_since = time.perf_counter()
+        assert turn is not None
+        turn.acquire()
+    elif turn is not None:
+        turn.acquire()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if turn is not None:
+            turn.release()
         raise
-    conn.execute("COMMIT")
+    WRITE_LOCK_WAIT.observe(time.perf_counter() - busy_since)
 
 
 def sql_list(values: Iterable[StrEnum]) -> str:

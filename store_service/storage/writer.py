@@ -32,6 +32,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -42,7 +43,13 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from store_service.domain import SqliteSynchronous
-from store_service.storage.db import BUSY_TIMEOUT_MS, connect
+from store_service.storage.db import (
+    begin_immediate,
+    begin_without_waiting,
+    connect,
+    is_busy,
+    write_turn,
+)
 from store_service.storage.faults import StorageFaults, classify
 
 T = TypeVar("T")
@@ -236,18 +243,24 @@ class Writer:
             return
         conn = self._conn
         assert conn is not None
-        try:
-            _begin_without_waiting(conn)
-        except Exception as exc:
+        turn = write_turn(conn)
+        if turn is not None and not turn.try_acquire():
+            # Another process writes: the thread waits for its turn (the loop never blocks).
             self._txn.release()
-            if _is_busy(exc):  # another process writes: let the thread wait for the lock
-                self._queue.put((_LOOP_BATCH, batcher, batch))
+            self._queue.put((_LOOP_BATCH, batcher, batch, time.perf_counter()))
+            return
+        try:
+            begin_without_waiting(conn)
+        except Exception as exc:
+            self._release(conn)
+            if is_busy(exc):  # a writer without a turn (a migration, a tool): the thread waits
+                self._queue.put((_LOOP_BATCH, batcher, batch, time.perf_counter()))
             else:
                 batcher.committed(batch, [(False, exc)] * len(batch))
             return
         outcomes = _run_batch(conn, [job for job, _future in batch])
         if not conn.in_transaction:  # the batch was given up: nothing to commit
-            self._txn.release()
+            self._release(conn)
             batcher.committed(batch, outcomes)
             return
         self._queue.put((_COMMIT, batcher, batch, outcomes))
@@ -282,7 +295,7 @@ class Writer:
                 elif kind == _LOOP_BATCH:
                     self._acquire_transaction(backlog)
                     jobs = [job for job, _future in item[2]]
-                    outcomes = self._run_in_transaction(conn, jobs)
+                    outcomes = self._run_in_transaction(conn, jobs, busy_since=item[3])
                     _answer_loop(item[1], item[2], outcomes)
                 else:
                     blocking = [item]
@@ -346,7 +359,7 @@ class Writer:
         try:
             outcomes = _commit(conn, outcomes)
         finally:
-            self._txn.release()
+            self._release(conn)
         self._transaction_ended(len(batch))
         _answer_loop(batcher, batch, outcomes)
 
@@ -356,36 +369,32 @@ class Writer:
         self.commits += 1
         self.jobs += jobs
 
-    def _run_in_transaction(self, conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
-        """BEGIN (waiting for the lock), run, COMMIT: all on this thread; the caller holds _txn."""
+    def _run_in_transaction(
+        self, conn: sqlite3.Connection, jobs: list[Job], *, busy_since: float | None = None
+    ) -> list[Outcome]:
+        """BEGIN (waiting for the lock), run, COMMIT: all on this thread; the caller holds _txn.
+        `busy_since`: when the loop found the lock taken (the wait is measured from then)."""
         try:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except Exception as exc:
-                return [(False, exc)] * len(jobs)
+            begin_immediate(conn, turn=write_turn(conn), busy_since=busy_since)
+        except Exception as exc:
+            self._txn.release()  # begin_immediate let go of the turn
+            return [(False, exc)] * len(jobs)
+        try:
             outcomes = _run_batch(conn, jobs)
             if conn.in_transaction:
                 outcomes = _commit(conn, outcomes)
         finally:
-            self._txn.release()
+            self._release(conn)
         self._transaction_ended(len(jobs))
         return outcomes
 
-
-def _begin_without_waiting(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE that fails at once (SQLITE_BUSY) instead of sleeping for the lock."""
-    conn.execute("PRAGMA busy_timeout = 0")
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-
-
-def _is_busy(exc: Exception) -> bool:
-    return (
-        isinstance(exc, sqlite3.OperationalError)
-        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
-    )
+    def _release(self, conn: sqlite3.Connection) -> None:
+        """The transaction is over (committed or rolled back): let go of the database's write
+        turn, then of the transaction lock."""
+        turn = write_turn(conn)
+        if turn is not None:
+            turn.release()
+        self._txn.release()
 
 
 def _commit(conn: sqlite3.Connection, outcomes: list[Outcome]) -> list[Outcome]:

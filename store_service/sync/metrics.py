@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from store_service.config import Settings
 from store_service.domain import ItemOutcome, RunResult
+from store_service.storage.db import WRITE_LOCK_WAIT
 from store_service.sync.central import (
     AuthFailure,
     BulkOutcome,
@@ -31,6 +32,7 @@ from store_service.sync.run import SyncReport, run_sync
 # One registry for the worker process, separate from the default one so importing this module
 # in the API process (or a test) never mixes the two sets.
 REGISTRY = CollectorRegistry(auto_describe=True)
+REGISTRY.register(WRITE_LOCK_WAIT)  # the worker's waits for the API's (or a command's) writes
 
 SYNC_RUNS = Counter(
     "store_sync_runs",

@@ -114,3 +114,15 @@ def test_durations_parse(text: str, seconds: float) -> None:
 
 def test_the_helpers_do_not_drag_locust_in() -> None:
     assert "locust" not in sys.modules
+
+
+def test_the_draining_shape_fails_when_the_sync_backlog_does_not_shrink() -> None:
+    limits = Thresholds(max_backlog_left=0.5)
+
+    def stats(samples: list[int]) -> RunStats:
+        return RunStats(requests=100, failures=0, p95_ms=1, p99_ms=1, backlog_samples=samples)
+
+    assert violations(stats([900, 1200, 700, 300]), limits) == []
+    (broken,) = violations(stats([900, 1200, 1100, 1000]), limits)
+    assert "did not shrink: 1000 left of a peak of 1200" in broken
+    assert violations(stats([]), limits) == []  # not the draining shape: nothing to judge

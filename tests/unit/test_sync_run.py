@@ -1,6 +1,7 @@
 """One sync run against an in-memory central: outcomes, strategies, failures, recovery."""
 
 import sqlite3
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from tests.support.store_db import (
     item_row,
     learn_central,
     local_update,
+    make_database,
     make_settings,
     status_of,
 )
@@ -267,3 +269,55 @@ def test_a_run_records_its_report_and_releases_the_lease(
     assert last["holder"] == report.holder
     assert last["outcomes"] == {"applied": 1}
     assert lease.holder(conn, now=report.started_at) is None
+
+
+def _conflicting_drain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> dict:
+    """Five changes of one SKU, the store two central versions behind, in batches of 5,
+    recorded in transactions of `chunk` changes; what came of it."""
+    from store_service.sync import run as run_module
+
+    monkeypatch.setattr(run_module, "RECORD_CHUNK", chunk)
+    opened = 0
+
+    def counting(c: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
+        nonlocal opened
+        opened += 1
+        return transaction(c)
+
+    monkeypatch.setattr(run_module, "transaction", counting)
+    (tmp_path / f"chunk-{chunk}").mkdir()
+    path = tmp_path / f"chunk-{chunk}" / "store.db"
+    settings = make_settings(path, sync_batch_size=5, rebase_max_attempts=1)
+    conn = make_database(path)
+    central = FakeCentral()
+    central.seed("A", 100, version=5)
+    learn_central(conn, "A", 100, 3)
+    for i in range(5):
+        local_update(conn, "A", 1, f"op-{i}")
+    report = run_sync(settings, client=central)
+    assert_local_view_consistent(conn)
+    rows = [change_row(conn, f"op-{i}") for i in range(5)]
+    conn.close()
+    return {
+        "outcomes": dict(report.outcomes),
+        "states": [(r["status"], r["rebases"]) for r in rows],
+        "central": central.levels(),
+        "batches": report.batches,
+        "transactions": opened,
+    }
+
+
+def test_a_batch_is_recorded_in_bounded_transactions_with_the_same_outcomes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recording a batch in transactions of RECORD_CHUNK changes (so the API's commits never
+    wait for a whole batch) gives what one transaction gives, conflicts included: those caused
+    by an earlier item of the batch still do not count against the rebase budget."""
+    whole = _conflicting_drain(tmp_path, monkeypatch, 1000)
+    chunked = _conflicting_drain(tmp_path, monkeypatch, 2)
+    assert whole["outcomes"][ItemOutcome.REBASED] > 0  # the scenario does cross chunks
+    assert {k: v for k, v in chunked.items() if k != "transactions"} == {
+        k: v for k, v in whole.items() if k != "transactions"
+    }
+    # The first batch of 5 alone takes 3 record transactions instead of 1.
+    assert chunked["transactions"] >= whole["transactions"] + 2

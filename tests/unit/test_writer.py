@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from store_service.storage import writer as writer_module
-from store_service.storage.db import connect
+from store_service.storage.db import WriteTurn, connect
 from store_service.storage.writer import Batchable, Writer, WriterClosed
 
 
@@ -104,6 +104,21 @@ async def test_loop_jobs_wait_out_another_process_holding_the_write_lock(writer)
     assert sorted(keys) == sorted(f"late{i}" for i in range(20))
     count = sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone()[0]
     assert count == 21
+
+
+async def test_loop_jobs_wait_for_another_process_holding_the_write_turn(writer) -> None:
+    """The worker's transactions hold the database's write turn: the API's batches wait for it
+    (on the writer thread) instead of writing in between, then all land."""
+    w, path = writer
+    other = WriteTurn(path)
+    assert other.try_acquire()
+    jobs = asyncio.gather(*(w.run(_insert, f"turn{i}", i) for i in range(20)))
+    await asyncio.sleep(0.2)
+    assert not jobs.done()
+    other.release()
+    keys = await asyncio.wait_for(jobs, timeout=10)
+    assert sorted(keys) == sorted(f"turn{i}" for i in range(20))
+    other.close()
 
 
 async def test_blocking_and_loop_callers_at_once_all_land(writer) -> None:

@@ -1,0 +1,82 @@
+"""The write turn: every store connection that writes holds it from BEGIN to COMMIT, and a
+writer that finds it taken waits in the kernel, then goes (its wait observed as a metric)."""
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from store_service.storage.db import WRITE_LOCK_WAIT, WriteTurn, connect, transaction
+
+
+def _table(path: Path) -> None:
+    conn = connect(path)
+    conn.execute("CREATE TABLE t (k TEXT PRIMARY KEY)")
+    conn.close()
+
+
+def _observed() -> float:
+    return next(
+        s.value for m in WRITE_LOCK_WAIT.collect() for s in m.samples if s.name.endswith("_count")
+    )
+
+
+def test_a_transaction_holds_the_write_turn_until_it_ends(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _table(path)
+    conn, other = connect(path), WriteTurn(path)
+    with transaction(conn):
+        conn.execute("INSERT INTO t VALUES ('a')")
+        assert not other.try_acquire()
+    assert other.try_acquire()
+    other.release()
+    other.close()
+    conn.close()
+
+
+def test_a_failed_transaction_lets_go_of_the_turn_too(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _table(path)
+    conn, other = connect(path), WriteTurn(path)
+    try:
+        with transaction(conn):
+            conn.execute("INSERT INTO t VALUES ('a')")
+            conn.execute("INSERT INTO t VALUES ('a')")
+    except sqlite3.IntegrityError:
+        pass
+    assert other.try_acquire()
+    assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 0
+    other.close()
+    conn.close()
+
+
+def test_a_writer_waits_for_the_turn_then_writes_and_its_wait_is_observed(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _table(path)
+    holder = WriteTurn(path)
+    assert holder.try_acquire()
+    before = _observed()
+    conn = connect(path)
+
+    def write() -> None:
+        with transaction(conn):
+            conn.execute("INSERT INTO t VALUES ('late')")
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join(0.3)
+    assert thread.is_alive(), "the writer went ahead while another held the turn"
+    holder.release()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert [tuple(r) for r in conn.execute("SELECT k FROM t")] == [("late",)]
+    assert _observed() == before + 1
+    holder.close()
+    conn.close()
+
+
+def test_a_read_only_connection_takes_no_turn(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _table(path)
+    reader = connect(path, readonly=True)
+    assert getattr(reader, "write_turn", None) is None
+    reader.close()
