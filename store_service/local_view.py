@@ -5,11 +5,12 @@ a refresh. Central's state only ever moves forward (`domain.is_newer_central`), 
 report (a replayed `duplicate`, a refresh fetched before a batch was recorded) can never roll
 the view back.
 
-A refresh must not adopt central's figures for a SKU while one of its changes is in flight:
-central may have applied it already while the store still counts it as pending, so central +
-pending would count it twice until the batch is recorded. `refresh` checks that and writes
-in one write transaction, so no batch can claim or record in between; the batch's own record
-step brings central's figures in.
+A refresh must not adopt central's figures for a SKU while central may hold one of its changes
+that the store still counts as pending: one in flight, or one put back after a send whose
+answer was lost. Central's quantity may include it already, so central + pending would count
+it twice until the batch is recorded (or the resend comes back a duplicate). `refresh` checks
+that and writes in one write transaction, so no batch can claim or record in between; the
+batch's own record step brings central's figures in.
 """
 
 import sqlite3
@@ -43,11 +44,12 @@ def reconcile(
 def refresh(
     conn: sqlite3.Connection, sku: str, *, central_quantity: int, central_version: int, now: float
 ) -> bool:
-    """Fold a refresh's figures for `sku` into the local view, unless a change of the SKU is in
-    flight (see the module docstring): then nothing changes. Call it inside a write transaction
+    """Fold a refresh's figures for `sku` into the local view, unless central may already hold a
+    change of the SKU the store counts as pending (see the module docstring): then nothing
+    changes. Call it inside a write transaction
     (BEGIN IMMEDIATE) so the check and the write are one step. True when adopted."""
-    if outbox.has_in_flight(conn, sku):
-        log.info("refresh_deferred", sku=sku, reason="a change of the SKU is in flight")
+    if outbox.has_unsettled(conn, sku):
+        log.info("refresh_deferred", sku=sku, reason="a change of the SKU may be at central")
         return False
     reconcile(
         conn, sku, central_quantity=central_quantity, central_version=central_version, now=now

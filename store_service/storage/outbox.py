@@ -125,16 +125,25 @@ def recover_in_flight(conn: sqlite3.Connection, *, now: float) -> int:
     return cursor.rowcount
 
 
-def has_in_flight(conn: sqlite3.Connection, sku: str) -> bool:
-    """Whether a sync batch holds one of the SKU's changes (claimed, its result not recorded).
+def has_unsettled(conn: sqlite3.Connection, sku: str) -> bool:
+    """Whether central may hold one of the SKU's changes that the store still counts as
+    unapplied: one in flight (claimed, its result not recorded), or one pending again after a
+    send whose answer was lost (`first_sent_at` set: central may have applied it; its resend
+    will tell, as a duplicate).
 
-    Reads the in-flight slice of ix_changes_status_id: at most a batch of rows, whatever the
-    backlog."""
-    row = conn.execute(
-        f"SELECT 1 FROM changes WHERE status = '{ChangeState.IN_FLIGHT}' AND sku = ? LIMIT 1",
-        (sku,),
-    ).fetchone()
-    return row is not None
+    Reads the in-flight slice of ix_changes_status_id (at most a batch of rows) and the pending
+    changes sent before (few: retries after lost answers), never the whole backlog."""
+    for status, sent_before in ((ChangeState.IN_FLIGHT, ""), (ChangeState.PENDING, _SENT)):
+        row = conn.execute(
+            f"SELECT 1 FROM changes WHERE status = '{status}'{sent_before} AND sku = ? LIMIT 1",
+            (sku,),
+        ).fetchone()
+        if row is not None:
+            return True
+    return False
+
+
+_SENT = " AND first_sent_at IS NOT NULL"
 
 
 def idempotency_margin(window: float) -> float:

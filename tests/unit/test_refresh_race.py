@@ -4,7 +4,9 @@ The hazard: a batch claims a change (in_flight), central applies it, and a refre
 central's figures, which include it, before the batch records the result. Adopting them then
 would count the change twice: once in central's quantity, once as pending. The refresh leaves
 the SKU's central figures alone while one of its changes is in flight, checked in the write
-transaction that would adopt them; the batch's own record step moves them on.
+transaction that would adopt them; the batch's own record step moves them on. The same holds
+after a lost answer: the change is pending again, central may hold it, and only its resend
+(a duplicate) settles it.
 
 On a real SQLite file: the sync run on its own connection, the refresh on another. The truth
 at any moment is central's quantity plus the store's changes central has not applied.
@@ -200,3 +202,31 @@ def test_refreshes_racing_sync_runs_never_double_count(tmp_path: Path) -> None:
         assert_local_view_consistent(check)
     finally:
         check.close()
+
+
+def test_a_refresh_after_a_lost_answer_waits_for_the_resend(
+    conn: sqlite3.Connection, settings: Settings
+) -> None:
+    """central applies a batch and its answer is lost: the change is pending again, and
+    central's quantity already includes it. A refresh then must not adopt central's figures
+    (the store cannot tell whether central applied it) until the resend settles it."""
+    central = FakeCentral(script=["drop_response"])
+    central.seed(SKU, 10, version=1)
+    learn_central(conn, SKU, 10, 1)
+    local_update(conn, SKU, -3, "sale-1")
+
+    report = run_sync(settings, client=central)  # applied at central, the answer lost
+    assert report.stopped_reason != "drained"
+    assert [op for op, _sku, _delta in central.applied()] == ["sale-1"]
+    assert local_quantity(conn) == truth(conn, central) == 7
+
+    refresh_now(conn, central)
+    assert local_quantity(conn) == truth(conn, central) == 7
+    assert item_row(conn, SKU)["central_version"] == 1  # not adopted
+
+    conn.execute("UPDATE changes SET next_attempt_at = 0")  # the backoff is over
+    assert run_sync(settings, client=central).stopped_reason == "drained"  # a duplicate
+    assert local_quantity(conn) == truth(conn, central) == 7
+    refresh_now(conn, central)  # settled: adopted again
+    assert (local_quantity(conn), item_row(conn, SKU)["central_version"]) == (7, 2)
+    assert_local_view_consistent(conn)
