@@ -52,12 +52,13 @@ class WriteTurn:
     SQLite's busy handler (1, 2, 5, 10 ... up to 100 ms between tries) and only gets it if it
     happens to try in a gap; under a busy API the sync worker starved, and the API's commits
     waited out those sleeps behind the worker's transactions (docs/performance.md, (e)). A
-    process waiting for the turn sleeps in the kernel, which wakes it as soon as the holder
-    lets go. SQLite's lock still decides correctness: a connection that does not take the turn
+    process waiting for the turn tries again within a millisecond of the holder letting go.
+    SQLite's lock still decides correctness: a connection that does not take the turn
     (migrations, tools) is waited for with busy_timeout as before.
 
     A holder stopped mid-transaction (SIGSTOP) holds the turn until it continues or dies, as it
-    holds SQLite's lock; the kernel releases both when a process dies.
+    holds SQLite's lock; a waiter gives up after busy_timeout's 30 s either way, and the kernel
+    releases both when a process dies.
     """
 
     def __init__(self, database: Path) -> None:
@@ -74,9 +75,21 @@ class WriteTurn:
             return False
         return True
 
-    def acquire(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+    def acquire(self, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
+        """Wait for the turn, at most `timeout` seconds (as SQLite's busy_timeout bounds its
+        own wait), then fail as SQLite does: `database is locked` (SQLITE_BUSY). Polled with
+        short sleeps (0.1 ms doubling to 1 ms), not a blocking flock: a holder stopped mid-
+        transaction (SIGSTOP, a hung disk) must not hold the waiter for ever."""
+        deadline = time.monotonic() + timeout
+        pause = 0.0001
+        while not self.try_acquire():
+            if time.monotonic() >= deadline:
+                busy = sqlite3.OperationalError("database is locked (write turn)")
+                busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+                busy.sqlite_errorname = "SQLITE_BUSY"
+                raise busy
+            time.sleep(pause)
+            pause = min(pause * 2, 0.001)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -194,7 +207,8 @@ def begin_without_waiting(conn: sqlite3.Connection) -> None:
 def is_busy(exc: BaseException) -> bool:
     return (
         isinstance(exc, sqlite3.OperationalError)
-        and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+        # The primary code: SQLITE_BUSY_SNAPSHOT, _RECOVERY and _TIMEOUT are busy too.
+        and (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY
     )
 
 

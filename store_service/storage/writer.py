@@ -287,26 +287,44 @@ class Writer:
                         continue
                 else:
                     item = self._queue.get()
-                kind = item[0]
-                if kind == _STOP:
+                if item[0] == _STOP:
                     stopping = True
-                elif kind == _COMMIT:
-                    self._commit_loop_batch(conn, item[1], item[2], item[3])
-                elif kind == _LOOP_BATCH:
-                    self._acquire_transaction(backlog)
-                    jobs = [job for job, _future in item[2]]
-                    outcomes = self._run_in_transaction(conn, jobs, busy_since=item[3])
-                    _answer_loop(item[1], item[2], outcomes)
-                else:
-                    blocking = [item]
-                    while backlog and backlog[0][0] == _BLOCKING:
-                        blocking.append(backlog.popleft())
-                    self._acquire_transaction(backlog)
-                    outcomes = self._run_in_transaction(conn, [job for _k, job, _f in blocking])
-                    outcomes = self._checked(outcomes)
-                    _settle([future for _kind, _job, future in blocking], outcomes)
+                    continue
+                try:
+                    self._serve(conn, item, backlog)
+                except Exception as exc:
+                    # A bug, not a storage condition (those are outcomes): answer the item's
+                    # callers with it and keep serving, rather than leave them waiting and every
+                    # later write with a dead thread.
+                    log.exception("writer_item_failed", kind=item[0])
+                    _fail(item, exc)
         finally:
             conn.close()
+
+    def _serve(
+        self, conn: sqlite3.Connection, item: tuple[Any, ...], backlog: deque[tuple[Any, ...]]
+    ) -> None:
+        kind = item[0]
+        if kind == _COMMIT:
+            self._commit_loop_batch(conn, item[1], item[2], item[3])
+        elif kind == _LOOP_BATCH:
+            self._acquire_transaction(backlog)
+            jobs = [job for job, _future in item[2]]
+            outcomes = self._run_in_transaction(conn, jobs, busy_since=item[3])
+            _answer_loop(item[1], item[2], outcomes)
+        else:
+            blocking = [item]
+            while backlog and backlog[0][0] == _BLOCKING:
+                blocking.append(backlog.popleft())
+            futures = [future for _kind, _job, future in blocking]
+            try:
+                self._acquire_transaction(backlog)
+                outcomes = self._run_in_transaction(conn, [job for _k, job, _f in blocking])
+                outcomes = self._checked(outcomes)
+            except Exception as exc:
+                log.exception("writer_item_failed", kind=kind)
+                outcomes = [(False, exc)] * len(futures)
+            _settle(futures, outcomes)
 
     def _checked(self, outcomes: list[Outcome]) -> list[Outcome]:
         """The outcomes with storage failures (disk full, read-only, vanished file, I/O error)
@@ -406,7 +424,10 @@ def _commit(conn: sqlite3.Connection, outcomes: list[Outcome]) -> list[Outcome]:
         if classify(exc) is None:  # storage conditions are logged once, by Writer.faults
             log.error("writer_commit_failed", error=repr(exc), jobs=len(outcomes))
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(
+                sqlite3.Error
+            ):  # the error stands; the rollback is best effort
+                conn.execute("ROLLBACK")
         return [(False, exc)] * len(outcomes)
     return outcomes
 
@@ -476,6 +497,14 @@ def _run_jobs_with_savepoints(conn: sqlite3.Connection, jobs: list[Job]) -> list
             execute("RELEASE job")
             outcomes.append((True, result))
     return outcomes
+
+
+def _fail(item: tuple[Any, ...], exc: Exception) -> None:
+    """Answer every caller of a queued item with `exc` (a loop batch, or one blocking call)."""
+    if item[0] in (_COMMIT, _LOOP_BATCH):
+        _answer_loop(item[1], item[2], [(False, exc)] * len(item[2]))
+    else:
+        _settle([item[2]], [(False, exc)])
 
 
 def _answer_loop(batcher: _LoopBatcher, batch: LoopBatch, outcomes: list[Outcome]) -> None:

@@ -1,11 +1,14 @@
 """The write turn: every store connection that writes holds it from BEGIN to COMMIT, and a
-writer that finds it taken waits in the kernel, then goes (its wait observed as a metric)."""
+writer that finds it taken waits (bounded, as busy_timeout is), then goes (its wait observed as
+a metric)."""
 
 import sqlite3
 import threading
 from pathlib import Path
 
-from store_service.storage.db import WRITE_LOCK_WAIT, WriteTurn, connect, transaction
+import pytest
+
+from store_service.storage.db import WRITE_LOCK_WAIT, WriteTurn, connect, is_busy, transaction
 
 
 def _table(path: Path) -> None:
@@ -80,3 +83,18 @@ def test_a_read_only_connection_takes_no_turn(tmp_path: Path) -> None:
     reader = connect(path, readonly=True)
     assert getattr(reader, "write_turn", None) is None
     reader.close()
+
+
+def test_a_turn_held_for_ever_fails_the_wait_as_sqlite_busy(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _table(path)
+    holder, waiter = WriteTurn(path), WriteTurn(path)
+    assert holder.try_acquire()
+    with pytest.raises(sqlite3.OperationalError) as failed:
+        waiter.acquire(timeout=0.2)
+    assert is_busy(failed.value)
+    holder.release()
+    waiter.acquire(timeout=0.2)
+    waiter.release()
+    holder.close()
+    waiter.close()
