@@ -19,6 +19,7 @@ way, where the next beat or trigger finds them.
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 from celery import Celery
@@ -47,31 +48,43 @@ class SyncPublisher:
         self._celery: Celery = create_celery(settings)
         self._soon_delay = settings.sync_soon_seconds
         self._soon: asyncio.Task[None] | None = None
+        # Publishes get threads of their own: a send stuck on a broker that stopped answering
+        # must not take the default executor's threads, which health probes and refreshes use.
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sync-publish")
 
     async def publish(self) -> str:
         """Enqueue one sync run and return its task id; `SyncNotQueued` when the broker does not
         take it within PUBLISH_DEADLINE_SECONDS."""
         deadline = time.monotonic() + PUBLISH_DEADLINE_SECONDS
         try:
-            return await asyncio.wait_for(
-                asyncio.to_thread(self._send, deadline), timeout=PUBLISH_DEADLINE_SECONDS
+            sending = asyncio.get_running_loop().run_in_executor(
+                self._threads, self._send, deadline
             )
+            return await asyncio.wait_for(sending, timeout=PUBLISH_DEADLINE_SECONDS)
         except Exception as exc:
             raise SyncNotQueued(repr(exc)) from exc
 
     def _send(self, deadline: float) -> str:
         """Publish, retrying once on a fresh connection after a connection error, unless the
         caller's deadline (time.monotonic()) has passed: then nobody waits for the answer."""
-        # retry=False: Celery's own publish retries would hold the caller far past the deadline.
+        # retry=False: Celery's own publish retries would hold the caller far past the deadline;
+        # the confirm wait ends at the deadline too, so a send never outlives its caller long.
         try:
-            return str(self._celery.send_task(SYNC_TASK, retry=False).id)
+            return self._send_once(deadline)
         except OperationalError as exc:  # what Celery raises for a broker connection error
             if time.monotonic() >= deadline:
                 raise
             log.info("sync_publish_retry", error=repr(exc))
         # Once, on a connection of its own: a second failure means the broker is really away.
         with self._celery.connection_for_write() as fresh:
-            return str(self._celery.send_task(SYNC_TASK, retry=False, connection=fresh).id)
+            return self._send_once(deadline, connection=fresh)
+
+    def _send_once(self, deadline: float, **options: object) -> str:
+        left = max(0.1, deadline - time.monotonic())
+        task = self._celery.send_task(
+            SYNC_TASK, retry=False, timeout=left, confirm_timeout=left, **options
+        )
+        return str(task.id)
 
     def notify_change(self) -> None:
         """Call after acknowledging a change: schedules a debounced publish when configured."""
@@ -94,3 +107,4 @@ class SyncPublisher:
         if self._soon is not None:
             self._soon.cancel()
         await asyncio.to_thread(self._celery.close)
+        self._threads.shutdown(wait=False, cancel_futures=True)

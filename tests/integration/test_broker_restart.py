@@ -45,3 +45,6 @@ def test_the_first_trigger_after_a_broker_restart_is_queued(
     # Read straight from RabbitMQ, not through the proxy. A publish confirmed by the broker is
     # in the queue; more than one message is allowed (an extra run is harmless).
     assert queue_depth(rabbitmq_url, queue).messages > before
+    # The restart did break the pooled connection: the publisher had to retry (without the
+    # fault this test would pass for nothing).
+    assert "sync_publish_retry" in (stack.log_dir / "store-api.log").read_text()

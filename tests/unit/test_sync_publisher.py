@@ -26,8 +26,17 @@ class FakeCelery:
         self.fresh_opened = 0
         self.fresh_open = 0
 
-    def send_task(self, name: str, *, retry: bool, connection: object = None) -> SimpleNamespace:
+    def send_task(
+        self,
+        name: str,
+        *,
+        retry: bool,
+        timeout: float,
+        confirm_timeout: float,
+        connection: object = None,
+    ) -> SimpleNamespace:
         assert (name, retry) == (SYNC_TASK, False)
+        assert 0 < timeout == confirm_timeout  # no send waits past the caller's deadline
         self.attempts.append(connection)
         if len(self.attempts) <= self.failures:
             raise OperationalError("Server unexpectedly closed connection")
