@@ -212,7 +212,7 @@ def test_bulk_sync_mix_of_good_stale_duplicate_and_invalid_items(
     }
 
 
-def test_bulk_sync_of_500_items_is_fast(sim: CentralSim, http: httpx.Client) -> None:
+def test_bulk_sync_of_500_items_is_applied_in_one_call(sim: CentralSim, http: httpx.Client) -> None:
     headers = sim.auth_headers()
     items = [
         {"sku": f"SKU-{i % 100}", "delta": 1, "operation_id": str(uuid.uuid4())} for i in range(500)
@@ -222,9 +222,10 @@ def test_bulk_sync_of_500_items_is_fast(sim: CentralSim, http: httpx.Client) -> 
     response = http.post("/v1/inventory/bulk-sync", json={"items": items[1:]}, headers=headers)
 
     assert response.status_code == 200
-    assert {r["status"] for r in response.json()["results"]} == {"applied"}
-    # Generous for slow CI disks; the point is milliseconds, not seconds (~5,000+ changes/s).
-    assert response.elapsed.total_seconds() < 0.1
+    results = response.json()["results"]
+    assert len(results) == 499
+    assert {r["status"] for r in results} == {"applied"}
+    # Its speed is a benchmark's business, not a test's: python -m chaos fleet-ingest.
 
 
 def test_health_and_metrics(sim: CentralSim, http: httpx.Client) -> None:

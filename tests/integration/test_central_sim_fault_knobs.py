@@ -184,12 +184,14 @@ def test_latency_delays_answers(central: Central) -> None:
 
     started = time.monotonic()
     assert central.http.get("/v1/inventory/A", headers=central.headers).status_code == 200
-    assert time.monotonic() - started >= 0.3
+    delayed = time.monotonic() - started
+    assert delayed >= 0.3
 
     central.clear()
     started = time.monotonic()
     central.http.get("/v1/inventory/A", headers=central.headers)
-    assert time.monotonic() - started < 0.3
+    # Not a speed check: the knob's 300 ms is gone, whatever else a busy machine adds to both.
+    assert time.monotonic() - started < delayed - 0.25
 
 
 def test_drop_response_commits_then_answers_502(central: Central) -> None:
