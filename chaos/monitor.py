@@ -3,8 +3,8 @@
 The sampler reads `GET /v1/local/sync/summary` every ~0.5 s (the timeline's backlog and sync
 outcome curves); the trigger loop plays a fast beat (`POST /v1/local/sync/trigger` every
 second) and records every answer, so a broker outage shows as 503s on the timeline. Frequent
-runs matter: a toxic only bites a run that is in progress, and `STORE_SYNC_SOON_SECONDS` does
-not schedule runs by itself today (see docs/chaos.md, observations).
+runs matter: a toxic only bites a run that is in progress, and a run every second keeps the
+scenarios' timing the same whatever the store's sync-soon debounce is set to.
 """
 
 from __future__ import annotations

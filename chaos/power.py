@@ -28,7 +28,6 @@ records say which cut lost what, and show that each kind of moment was really hi
 from __future__ import annotations
 
 import random
-import shutil
 import sqlite3
 import threading
 import time
@@ -368,7 +367,3 @@ def _mean_frames(cuts: Sequence[PowerCut]) -> float | None:
         if cut.checkpoint is not None
     ]
     return round(sum(frames) / len(frames), 1) if frames else None
-
-
-def remove_workdir(workdir: Path) -> None:
-    shutil.rmtree(workdir, ignore_errors=True)

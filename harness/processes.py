@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -226,7 +225,3 @@ def http_ok(url: str) -> Callable[[], bool]:
             return False
 
     return probe
-
-
-def python_argv(*args: str) -> list[str]:
-    return [sys.executable, *args]

@@ -18,7 +18,8 @@ For the API only: the sync worker has no requests in flight, and each bulk-sync 
 its httpx request and response (bodies of ~100 KB for a batch of 1,000) in a reference cycle,
 which only the collector frees. At 50,000 they piled up between the rare older collections
 (drain RSS 66 → 128 MB over 300,000 changes, 194 MB at 1,000,000); at CPython's 700 the
-drain's RSS stays at 66-69 MB (docs/performance.md, "Fifth round").
+drain's RSS stays at 66-69 MB (docs/performance.md, "The drain path: decisions and their
+reasons").
 """
 
 

@@ -325,12 +325,6 @@ class ConsoleEdge:
             return target
         return self.prefix
 
-    def reader_dependency(self) -> Any:
-        return Depends(self.reader)
-
-    def actor_dependency(self) -> Any:
-        return Depends(self.actor)
-
 
 def secure(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():

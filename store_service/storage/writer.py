@@ -22,9 +22,9 @@ WAL checkpoints (copying committed pages from the WAL back into the database fil
 thread and connection of their own, a few times a second while commits happen, so a group
 commit is the WAL append and its fsync only: inside a commit, SQLite's automatic checkpoint
 made every ~14th commit 3-8 times longer than the others, and the requests waiting on it the
-slowest (docs/performance.md, "Fifth round"). The writer's automatic checkpoint stays as a
-backstop at a larger WAL: it copies only what the background checkpoints have not, and lets the
-WAL start over should they never catch up between two commits.
+slowest (docs/performance.md, "The update path: decisions and their reasons"). The writer's
+automatic checkpoint stays as a backstop at a larger WAL: it copies only what the background
+checkpoints have not, and lets the WAL start over should they never catch up between two commits.
 """
 
 import asyncio

@@ -111,7 +111,7 @@ def create_celery(settings: Settings | None = None) -> Celery:
         task_default_routing_key=settings.sync_queue,
         worker_hijack_root_logger=False,
         # Tasks run in the worker's main process, so its metrics server sees every counter
-        # (see store_service/worker_metrics.py); `--pool=solo` works too, prefork does not.
+        # (see store_service/sync/metrics.py); `--pool=solo` works too, prefork does not.
         worker_pool="threads",
         beat_schedule={
             "store-sync": {

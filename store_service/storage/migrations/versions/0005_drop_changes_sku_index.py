@@ -7,7 +7,7 @@ Create Date: 2026-11-26 02:00:00.000000
 ix_changes_sku took one entry per new change at a place that depends on the SKU, so with many
 SKUs every change in a group commit dirtied another page of it: measured 74 → 28 pages written
 to the WAL per commit of 40 updates, and 25-30 µs of CPU per update (docs/performance.md,
-"Fifth round"). Its readers now do without: pending totals are kept on inventory_items in every
+"The update path: decisions and their reasons"). Its readers now do without: pending totals are kept on inventory_items in every
 writer's transaction, and listing a SKU's changes scans a bounded window by id.
 """
 
