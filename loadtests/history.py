@@ -54,9 +54,7 @@ class HistorySpec:
     expired: int = 0  # of the final ones, how many are past the retention (purge fodder)
 
     def name(self, revision: str) -> str:
-        return (
-            f"history-f{self.final}-p{self.pending}-x{self.expired}-{self.ids}-rev{revision}.db"
-        )
+        return f"history-f{self.final}-p{self.pending}-x{self.expired}-{self.ids}-rev{revision}.db"
 
 
 def schema_revision() -> str:
