@@ -8,14 +8,21 @@ broker for it.
 """
 
 import asyncio
+import threading
+from typing import TYPE_CHECKING
 
 import structlog
-from celery import Celery
 
 from store_service.config import Settings
-from store_service.sync.celery_app import BROKER_CONNECT_TIMEOUT_SECONDS, SYNC_TASK, create_celery
+from store_service.sync.names import BROKER_CONNECT_TIMEOUT_SECONDS, SYNC_TASK
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = structlog.get_logger(__name__)
+
+# Celery is imported with the first publish, not at start: importing it is a good part of the
+# API's start-up, and the first acknowledged update does not need it (docs/performance.md, (f)).
 
 # A publish waits for the TCP connect and the publisher confirm. On a connection the broker
 # stopped answering it can block on the confirm until the connection is noticed dead: give up
@@ -32,7 +39,9 @@ class SyncPublisher:
     """Publishes sync runs for one API process; owns its Celery app (used only to publish)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._celery: Celery = create_celery(settings)
+        self._settings = settings
+        self._celery: Celery | None = None
+        self._celery_lock = threading.Lock()
         self._soon_delay = settings.sync_soon_seconds
         self._soon: asyncio.Task[None] | None = None
 
@@ -46,9 +55,17 @@ class SyncPublisher:
         except Exception as exc:
             raise SyncNotQueued(repr(exc)) from exc
 
+    def _app(self) -> "Celery":
+        with self._celery_lock:
+            if self._celery is None:
+                from store_service.sync.celery_app import create_celery
+
+                self._celery = create_celery(self._settings)
+            return self._celery
+
     def _send(self) -> str:
         # retry=False: with the broker down, fail after the connect timeout instead of hanging.
-        return str(self._celery.send_task(SYNC_TASK, retry=False).id)
+        return str(self._app().send_task(SYNC_TASK, retry=False).id)
 
     def notify_change(self) -> None:
         """Call after acknowledging a change: schedules a debounced publish when configured."""
@@ -70,4 +87,5 @@ class SyncPublisher:
     async def close(self) -> None:
         if self._soon is not None:
             self._soon.cancel()
-        await asyncio.to_thread(self._celery.close)
+        if self._celery is not None:
+            await asyncio.to_thread(self._celery.close)

@@ -92,3 +92,21 @@ def test_the_counts_migration_counts_the_changes_already_there(tmp_path: Path) -
     with sqlite3.connect(settings.database_path) as conn:
         counts = dict(conn.execute("SELECT status, n FROM change_counts").fetchall())
     assert counts == {"synced": 2, "rejected": 1, "discarded": 0}
+
+
+def test_the_schema_revision_the_store_knows_is_alembics_head(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(db.alembic_config("sqlite://"))
+    assert script.get_current_head() == db.SCHEMA_REVISION
+    settings = _migrated(tmp_path)
+    assert db.schema_revision(settings.database_path) == db.SCHEMA_REVISION
+
+
+def test_a_database_at_an_older_revision_is_still_migrated(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'store.db'}", data_dir=tmp_path)
+    assert db.schema_revision(settings.database_path) is None
+    command.upgrade(db.alembic_config(settings.database_url), "0005")
+    assert db.schema_revision(settings.database_path) == "0005"
+    db.migrate(settings)
+    assert db.schema_revision(settings.database_path) == db.SCHEMA_REVISION
