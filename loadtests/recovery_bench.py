@@ -136,7 +136,7 @@ def one_recovery(
         _first_update(url, timeout=timeout)
         _trigger(url)
         _first_at_central(sim, mark, timeout=timeout)
-        time.sleep(0.5)  # a few batches more: the next one is in flight when the kill comes
+        _until_in_flight(workdir / "store.db", timeout=5.0)  # the kill lands mid-batch
         api.kill()
         worker.kill()
         with sqlite_ro(workdir / "store.db") as conn:
@@ -166,6 +166,16 @@ def one_recovery(
         "first_update_s": answered - t0,
         "first_batch_at_central_s": at_central - t0,
     }
+
+
+def _until_in_flight(database: Path, *, timeout: float) -> None:
+    """Return once a batch is in flight (claimed, not recorded), or after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sqlite_ro(database) as conn:
+            if conn.execute("SELECT 1 FROM changes WHERE status = 'in_flight' LIMIT 1").fetchone():
+                return
+        time.sleep(0.01)
 
 
 class sqlite_ro:  # a read-only connection as a context manager
@@ -212,8 +222,10 @@ def render(report: dict[str, Any]) -> str:
     update, central = report["first_update_s"], report["first_batch_at_central_s"]
     migrate_ms = report["steps"]["migrate_nothing_to_do_s"] * 1000
 
-    def verdict(spread: dict[str, float], target: float) -> str:
-        return "met" if spread["max"] <= target else "missed"
+    def verdict(key: str, target: float) -> str:
+        over = sum(run[key] > target for run in report["runs"])
+        median = "met" if report[key]["median"] <= target else "missed"
+        return f"{median} (median); {over} of {len(report['runs'])} repetitions over"
 
     lines = [
         f"(f) recovery after kill -9, {report['started_at']} on {report['machine']}",
@@ -223,10 +235,10 @@ def render(report: dict[str, Any]) -> str:
         "| measure (from process start) | seconds | target | |",
         "|---|---|---|---|",
         f"| first acknowledged update | {update['median']:.2f} [{update['min']:.2f}-"
-        f"{update['max']:.2f}] | <= {TARGET_UPDATE_S:g} | {verdict(update, TARGET_UPDATE_S)} |",
+        f"{update['max']:.2f}] | <= {TARGET_UPDATE_S:g} | {verdict('first_update_s', TARGET_UPDATE_S)} |",
         f"| first batch at central | {central['median']:.2f} [{central['min']:.2f}-"
         f"{central['max']:.2f}] | <= {TARGET_CENTRAL_S:g} | "
-        f"{verdict(central, TARGET_CENTRAL_S)} |",
+        f"{verdict('first_batch_at_central_s', TARGET_CENTRAL_S)} |",
         "",
         f"at the kill: {[r['in_flight_at_kill'] for r in report['runs']]} changes in flight, "
         f"lease held: {[bool(r['lease_held_at_kill']) for r in report['runs']]}",
@@ -307,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     report["targets"] = {
         "first_update_s": TARGET_UPDATE_S,
         "first_batch_at_central_s": TARGET_CENTRAL_S,
-        "met": report["first_update_s"]["max"] <= TARGET_UPDATE_S
+        "met_by_median": report["first_update_s"]["median"] <= TARGET_UPDATE_S
+        and report["first_batch_at_central_s"]["median"] <= TARGET_CENTRAL_S,
+        "met_by_every_repetition": report["first_update_s"]["max"] <= TARGET_UPDATE_S
         and report["first_batch_at_central_s"]["max"] <= TARGET_CENTRAL_S,
     }
     args.out.mkdir(parents=True, exist_ok=True)
