@@ -235,7 +235,8 @@ def render(report: dict[str, Any]) -> str:
         "| measure (from process start) | seconds | target | |",
         "|---|---|---|---|",
         f"| first acknowledged update | {update['median']:.2f} [{update['min']:.2f}-"
-        f"{update['max']:.2f}] | <= {TARGET_UPDATE_S:g} | {verdict('first_update_s', TARGET_UPDATE_S)} |",
+        f"{update['max']:.2f}] | <= {TARGET_UPDATE_S:g} | "
+        f"{verdict('first_update_s', TARGET_UPDATE_S)} |",
         f"| first batch at central | {central['median']:.2f} [{central['min']:.2f}-"
         f"{central['max']:.2f}] | <= {TARGET_CENTRAL_S:g} | "
         f"{verdict('first_batch_at_central_s', TARGET_CENTRAL_S)} |",
