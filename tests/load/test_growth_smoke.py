@@ -62,4 +62,5 @@ def test_the_growth_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     assert sizes["updates"]["100000"]["non_2xx_total"] == 0
     assert sizes["drain"]["100000"]["runs"][0]["outcomes"] == {"applied": 20000}
     assert set(report["purge"]) == {"batched", "one_transaction"}
-    assert all(m["runs"][0]["purged"] == 20000 for m in report["purge"].values())
+    assert report["purge"]["one_transaction"]["runs"][0]["purged"] == 20000
+    assert report["purge"]["batched"]["runs"][0]["purged"] > 0
