@@ -404,13 +404,14 @@ def main(argv: list[str] | None = None) -> int:
         "templates": {},
         "results": {},
     }
+    revision = history.schema_revision()
     with tempfile.TemporaryDirectory(prefix="store-growth-", dir=REPO / "reports") as tmp:
         workdir = Path(tmp)
         for ids in id_kinds:
             templates = {}
             for size in sizes:
                 spec = history.HistorySpec(size, args.backlog, ids)
-                templates[size], report["templates"][spec.name("")] = history.template(spec)
+                templates[size], report["templates"][spec.name(revision)] = history.template(spec)
             report["results"][ids] = {
                 "updates": bench_updates(
                     templates, ids, workdir, repeat=args.repeat, duration=args.duration
@@ -421,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         if not args.skip_purge:
             spec = history.HistorySpec(args.purge_rows, 0, args.purge_ids, args.purge_rows)
-            template, report["templates"][spec.name("")] = history.template(spec)
+            template, report["templates"][spec.name(revision)] = history.template(spec)
             report.update(
                 purge_rows=args.purge_rows,
                 purge_ids=args.purge_ids,
