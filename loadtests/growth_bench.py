@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -112,8 +113,13 @@ def bench_updates(
 
 
 def drain_once(database: Path, workdir: Path, backlog: int) -> dict[str, Any]:
-    """Drain the pending changes of `database` to a fresh central_sim (drain_bench's child)."""
-    central = start_central(workdir / "central")
+    """Drain the pending changes of `database` to a fresh central_sim (drain_bench's child).
+
+    Fresh: every copy of a template carries the same operation_ids, and a central that saw them
+    before would answer `duplicate` (a cheaper path) instead of applying them."""
+    central_dir = workdir / "central"
+    shutil.rmtree(central_dir, ignore_errors=True)
+    central = start_central(central_dir)
     try:
         argv = [
             sys.executable, "-m", "loadtests.drain_bench", "child", "--database", str(database),
@@ -132,6 +138,8 @@ def drain_once(database: Path, workdir: Path, backlog: int) -> dict[str, Any]:
         result = json.loads(child.stdout.strip().splitlines()[-1])
     finally:
         central.stop()
+    if result["outcomes"] != {"applied": backlog}:
+        raise RuntimeError(f"expected {backlog:,} changes applied, got {result['outcomes']}")
     return {
         "seconds": result["seconds"],
         "changes_per_s": backlog / result["seconds"],
