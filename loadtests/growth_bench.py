@@ -269,6 +269,7 @@ def bench_purge(
             "p99_during_ms": _spread([r["during"]["p99_ms"] for r in mode_runs]),
             "rps_quiet": _spread([r["quiet"]["rps"] for r in mode_runs]),
             "rps_during": _spread([r["during"]["rps"] for r in mode_runs]),
+            "timeouts_during": _spread([r["during"]["socket_errors"] for r in mode_runs]),
             "p99_ratio": _spread([r["during"]["p99_ms"] / r["quiet"]["p99_ms"] for r in mode_runs]),
             "runs": mode_runs,
         }
@@ -281,6 +282,11 @@ def bench_purge(
 
 def _fmt(spread: dict[str, float], digits: int = 0) -> str:
     return Spread(spread["median"], spread["min"], spread["max"]).fmt(digits)
+
+
+def _timeouts(mode: dict[str, Any]) -> dict[str, float]:
+    # Requests wrk gave up on (10 s): they have no latency, so p99 alone hides a stall.
+    return _spread([r["during"]["socket_errors"] for r in mode["runs"]])
 
 
 def render(report: dict[str, Any]) -> str:
@@ -318,15 +324,16 @@ def render(report: dict[str, Any]) -> str:
             f"under update load, {report['purge_duration_s']:g} s windows:",
             "",
             "| purge | purged | in s | p99 without ms | p99 during ms | p99 ratio | "
-            "req/s without | req/s during |",
-            "|---|---|---|---|---|---|---|---|",
+            "req/s without | req/s during | timeouts during (10 s) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for mode, m in purge.items():
             lines.append(
                 f"| {mode} (batch {m['batch']:,}) | {_fmt(m['purged'])} | "
                 f"{_fmt(m['purge_seconds'], 1)} | "
                 f"{_fmt(m['p99_quiet_ms'], 1)} | {_fmt(m['p99_during_ms'], 1)} | "
-                f"{_fmt(m['p99_ratio'], 2)} | {_fmt(m['rps_quiet'])} | {_fmt(m['rps_during'])} |"
+                f"{_fmt(m['p99_ratio'], 2)} | {_fmt(m['rps_quiet'])} | {_fmt(m['rps_during'])} | "
+                f"{_fmt(_timeouts(m))} |"
             )
     lines += ["", "templates: " + ", ".join(
         f"{name} {'cached' if s is None else f'built in {s:.0f} s'}"
@@ -368,7 +375,17 @@ def plot(report: dict[str, Any], path: Path) -> None:
         for mode, m in purge.items():
             labels += [f"{mode}\nwithout", f"{mode}\nduring"]
             values += [m["p99_quiet_ms"]["median"], m["p99_during_ms"]["median"]]
-        axes[3].bar(labels, values, color=["#888", "#1f77b4", "#888", "#d62728"][: len(values)])
+        bars = axes[3].bar(
+            labels, values, color=["#888", "#1f77b4", "#888", "#d62728"][: len(values)]
+        )
+        for bar, m in zip(bars[1::2], purge.values(), strict=True):
+            timeouts = _timeouts(m)["median"]
+            if timeouts:  # a stall: the requests stuck in it have no latency in wrk's p99
+                axes[3].annotate(
+                    f"{timeouts:.0f} requests\ntimed out (10 s)",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    ha="center", va="bottom", fontsize=7, color="#d62728",
+                )  # fmt: skip
         axes[3].set_title(f"update p99 ms, purge of {report['purge_rows']:,}")
         axes[3].tick_params(axis="x", labelsize=7)
     fig.suptitle(f"Growth, median and range of {report['repeat']} ({NOTE})", fontsize=9)
@@ -397,7 +414,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--plot", type=Path, default=PLOT)
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "bench")
+    parser.add_argument("--render", type=Path, help="print (and plot) an earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.render:
+        earlier = json.loads(args.render.read_text())
+        if not args.no_plot:
+            plot(earlier, args.plot)
+        print(render(earlier))
+        return 0
     sizes = sorted(int(s) for s in args.sizes.split(","))
     id_kinds = args.ids.split(",")
     report: dict[str, Any] = {
