@@ -51,8 +51,8 @@ def test_the_recovery_benchmark_runs_and_writes_json(tmp_path: Path, rabbitmq_ur
 def test_the_growth_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     require(shutil.which("wrk") is not None, "wrk (Debian package `wrk`)", "apt-get install -y wrk")
     _run(
-        ["loadtests.growth_bench", "--sizes", "0,100000", "--ids", "v7", "--backlog", "20000",
-         "--repeat", "1", "--duration", "2", "--purge-rows", "20000", "--purge-duration", "3",
+        ["loadtests.growth_bench", "--sizes", "0,100000", "--ids", "v7", "--backlog", "10000",
+         "--repeat", "1", "--duration", "1", "--purge-rows", "10000", "--purge-duration", "2",
          "--no-plot", "--out", str(tmp_path)],
         timeout=240,
     )  # fmt: skip
@@ -60,7 +60,7 @@ def test_the_growth_benchmark_runs_and_writes_json(tmp_path: Path) -> None:
     sizes = report["results"]["v7"]
     assert set(sizes["updates"]) == set(sizes["drain"]) == {"0", "100000"}
     assert sizes["updates"]["100000"]["non_2xx_total"] == 0
-    assert sizes["drain"]["100000"]["runs"][0]["outcomes"] == {"applied": 20000}
+    assert sizes["drain"]["100000"]["runs"][0]["outcomes"] == {"applied": 10000}
     assert set(report["purge"]) == {"batched", "one_transaction"}
-    assert report["purge"]["one_transaction"]["runs"][0]["purged"] == 20000
+    assert report["purge"]["one_transaction"]["runs"][0]["purged"] == 10000
     assert report["purge"]["batched"]["runs"][0]["purged"] > 0
