@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import Histogram
-from sqlalchemy.engine import make_url
 
 from store_service.config import Settings
 from store_service.domain import SqliteSynchronous
@@ -40,6 +39,8 @@ WRITE_LOCK_WAIT = Histogram(
 
 def async_url(url: str) -> str:
     """The aiosqlite form of a SQLite URL (what Alembic's async environment connects with)."""
+    from sqlalchemy.engine import make_url  # here: SQLAlchemy is slow to import, needed to migrate
+
     parsed = make_url(url)
     return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
 
@@ -266,8 +267,32 @@ def alembic_config(database_url: str) -> "Config":
     return config
 
 
+SCHEMA_REVISION = "0006"
+"""The newest migration's revision (tests/unit/test_migrations.py holds it to Alembic's head)."""
+
+
+def schema_revision(path: Path) -> str | None:
+    """The revision the database at `path` is at (None: no file, or never migrated)."""
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])
+
+
 def migrate(settings: Settings) -> None:
-    """Bring the database named by the settings to the newest schema."""
+    """Bring the database named by the settings to the newest schema.
+
+    At the newest already, it returns without importing Alembic and SQLAlchemy, which took
+    over a second of every start (docs/performance.md, "(f) Recovery").
+    """
+    if schema_revision(settings.database_path) == SCHEMA_REVISION:
+        return
     from alembic import command
 
     settings.database_path.parent.mkdir(parents=True, exist_ok=True)

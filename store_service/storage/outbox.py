@@ -167,9 +167,12 @@ def park_expired(conn: sqlite3.Connection, *, now: float, window: float) -> int:
     could apply it twice. An operator decides (retry after checking central, or discard).
     """
     cutoff = now - window + idempotency_margin(window)
+    # The WHERE repeats the partial index's own condition, so SQLite may use it; INDEXED BY
+    # because without statistics it would rather walk every pending change on the status index.
     cursor = conn.execute(
-        f"{_PARK_EXPIRED} WHERE status = '{PENDING}' AND first_sent_at IS NOT NULL "
-        "AND first_sent_at <= ?",
+        f"{_PARK_EXPIRED} WHERE id IN (SELECT id FROM changes "
+        f"INDEXED BY ix_changes_pending_first_sent WHERE status = '{PENDING}' "
+        "AND first_sent_at IS NOT NULL AND first_sent_at <= ?)",
         (now, cutoff),
     )
     return cursor.rowcount
@@ -365,12 +368,21 @@ def discard_change(conn: sqlite3.Connection, operation_id: str, *, now: float) -
     return str(row["sku"]), int(row["delta"])
 
 
-def purge_final(conn: sqlite3.Connection, *, now: float, retention: float) -> int:
-    """Delete final changes older than the replay retention (their operation_ids are freed)."""
-    cursor = conn.execute(
-        f"DELETE FROM changes WHERE status IN {_FINAL} AND finalized_at < ?",
-        (now - retention,),
-    )
+# Only final changes have finalized_at (ix_changes_finalized_at holds nothing else); the status
+# test stays as a guard. INDEXED BY: with `status IN (…)` SQLite picks the status index and reads
+# every final change of the history to test finalized_at.
+_PURGE = (
+    "DELETE FROM changes WHERE id IN (SELECT id FROM changes "
+    "INDEXED BY ix_changes_finalized_at WHERE finalized_at < ? "
+    f"AND status IN {_FINAL} ORDER BY finalized_at LIMIT ?)"
+)
+
+
+def purge_final(conn: sqlite3.Connection, *, now: float, retention: float, limit: int) -> int:
+    """Delete up to `limit` final changes older than the replay retention, oldest first (their
+    operation_ids are freed); the caller repeats it in short transactions
+    (`store_service/sync/purge.py`), so the API's writer never waits for a whole purge."""
+    cursor = conn.execute(_PURGE, (now - retention, limit))
     return cursor.rowcount
 
 
@@ -491,10 +503,19 @@ def _window_end(conn: sqlite3.Connection, clauses: list[str], params: list[Any])
     return None if row is None else int(row[0])
 
 
+_OPEN_STATES = tuple(state for state in ChangeState if state not in FINAL_STATES)
+
+
 def state_counts(conn: sqlite3.Connection) -> dict[ChangeState, int]:
+    """Changes by state without walking the history: the final states from `change_counts`
+    (kept by triggers, migration 0006), the others counted on the status index, where they lie
+    apart from the final ones (so the cost follows the backlog, not the outbox's age)."""
     counts = dict.fromkeys(ChangeState, 0)
-    for status, n in conn.execute("SELECT status, count(*) FROM changes GROUP BY status"):
+    for status, n in conn.execute("SELECT status, n FROM change_counts"):
         counts[ChangeState(status)] = int(n)
+    for state in _OPEN_STATES:
+        row = conn.execute("SELECT count(*) FROM changes WHERE status = ?", (state,)).fetchone()
+        counts[state] = int(row[0])
     return counts
 
 
@@ -504,9 +525,18 @@ def queued_count(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
+# Ids grow with created_at, so the oldest queued change is the one with the smallest id: one
+# index step per state, where min(created_at) read every queued change from the table.
+_OLDEST_QUEUED = "SELECT created_at FROM changes WHERE id = (SELECT min(id) FROM ({}))".format(
+    " UNION ALL ".join(
+        f"SELECT min(id) AS id FROM changes WHERE status = '{state}'" for state in QUEUED_STATES
+    )
+)
+
+
 def oldest_queued_created_at(conn: sqlite3.Connection) -> float | None:
-    row = conn.execute(f"SELECT min(created_at) FROM changes WHERE status IN {_QUEUED}").fetchone()
-    return None if row[0] is None else float(row[0])
+    row = conn.execute(_OLDEST_QUEUED).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
 
 
 def next_attempt_at(conn: sqlite3.Connection) -> float | None:

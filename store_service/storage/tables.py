@@ -1,6 +1,7 @@
 """Table definitions: the one source of the schema, for Alembic and for this package's SQL."""
 
 from sqlalchemy import (
+    DDL,
     CheckConstraint,
     Column,
     Float,
@@ -10,9 +11,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
 )
 
-from store_service.domain import ChangeState
+from store_service.domain import FINAL_STATES, ChangeState
 from store_service.storage.db import sql_list
 
 NAMING_CONVENTION = {
@@ -92,6 +94,51 @@ Index(
     changes.c.finalized_at,
     sqlite_where=changes.c.finalized_at.is_not(None),
 )
+# Parking changes first sent before central's idempotency window reads only pending changes
+# that were sent before (migration 0006): a new change has no first_sent_at and stays out.
+Index(
+    "ix_changes_pending_first_sent",
+    changes.c.first_sent_at,
+    sqlite_where=(changes.c.status == ChangeState.PENDING.value)
+    & changes.c.first_sent_at.is_not(None),
+)
+
+# The number of changes in each final state, kept by triggers on `changes` (migration 0006), so
+# counting by state never walks the history. A migration that recreates `changes` (Alembic's
+# batch "move and copy") drops its triggers: it must create them again.
+change_counts = Table(
+    "change_counts",
+    metadata,
+    Column("status", String(16), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+_FINAL = sql_list(FINAL_STATES)
+# The same statements as migration 0006 (tests/unit/test_migrations.py compares them), so a
+# schema made with create_all (tests) counts as a migrated one does.
+COUNT_TRIGGERS = (
+    f"""CREATE TRIGGER tr_changes_count_insert AFTER INSERT ON changes
+        WHEN NEW.status IN {_FINAL}
+        BEGIN
+            UPDATE change_counts SET n = n + 1 WHERE status = NEW.status;
+        END""",
+    f"""CREATE TRIGGER tr_changes_count_status AFTER UPDATE OF status ON changes
+        WHEN OLD.status IS NOT NEW.status
+            AND (OLD.status IN {_FINAL} OR NEW.status IN {_FINAL})
+        BEGIN
+            UPDATE change_counts SET n = n - 1 WHERE status = OLD.status;
+            UPDATE change_counts SET n = n + 1 WHERE status = NEW.status;
+        END""",
+    f"""CREATE TRIGGER tr_changes_count_delete AFTER DELETE ON changes
+        WHEN OLD.status IN {_FINAL}
+        BEGIN
+            UPDATE change_counts SET n = n - 1 WHERE status = OLD.status;
+        END""",
+)
+for _statement in (
+    *(f"INSERT INTO change_counts (status, n) VALUES ('{state}', 0)" for state in FINAL_STATES),
+    *COUNT_TRIGGERS,
+):
+    event.listen(metadata, "after_create", DDL(_statement))  # type: ignore[no-untyped-call]  # SQLAlchemy leaves DDL() untyped
 
 # One row per named lease ("sync"): a crashed holder's lease simply expires.
 leases = Table(

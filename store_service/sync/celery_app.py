@@ -34,20 +34,14 @@ from store_service.config import Settings, get_settings
 from store_service.logs import configure_logging, signal_safe_line
 from store_service.sync import signals as _signal_handlers  # noqa: F401 (connects them)
 from store_service.sync.metrics import run_metered_sync
+from store_service.sync.names import (
+    BROKER_CONNECT_TIMEOUT_SECONDS,
+    SYNC_TASK,
+    broker_url,
+    is_amqp,
+)
 
-SYNC_TASK = "store_service.sync"
 PING_TASK = "store_service.ping"
-# How long a publish (a trigger from the API) may wait for the broker before giving up: the
-# API answers 503 then, and nothing is lost because the changes live in SQLite.
-BROKER_CONNECT_TIMEOUT_SECONDS = 3.0
-
-
-def is_amqp(broker_url: str) -> bool:
-    return broker_url.split("://", 1)[0] in {"amqp", "amqps", "pyamqp"}
-
-
-def broker_url(settings: Settings) -> str:
-    return settings.broker_url or "filesystem://"
 
 
 def filesystem_folders(settings: Settings) -> dict[str, Path]:

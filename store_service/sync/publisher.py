@@ -18,17 +18,23 @@ way, where the next beat or trigger finds them.
 """
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import structlog
-from celery import Celery
-from kombu.exceptions import OperationalError
 
 from store_service.config import Settings
-from store_service.sync.celery_app import BROKER_CONNECT_TIMEOUT_SECONDS, SYNC_TASK, create_celery
+from store_service.sync.names import BROKER_CONNECT_TIMEOUT_SECONDS, SYNC_TASK
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = structlog.get_logger(__name__)
+
+# Celery is imported with the first publish, not at start: importing it is a good part of the
+# API's start-up, and the first acknowledged update does not need it (docs/performance.md, (f)).
 
 # A publish waits for the TCP connect and the publisher confirm. On a connection the broker
 # stopped answering it can block on the confirm until the connection is noticed dead: give up
@@ -45,7 +51,9 @@ class SyncPublisher:
     """Publishes sync runs for one API process; owns its Celery app (used only to publish)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._celery: Celery = create_celery(settings)
+        self._settings = settings
+        self._celery: Celery | None = None
+        self._celery_lock = threading.Lock()
         self._soon_delay = settings.sync_soon_seconds
         self._soon: asyncio.Task[None] | None = None
         # Publishes get threads of their own: a send stuck on a broker that stopped answering
@@ -64,9 +72,19 @@ class SyncPublisher:
         except Exception as exc:
             raise SyncNotQueued(repr(exc)) from exc
 
+    def _app(self) -> "Celery":
+        with self._celery_lock:
+            if self._celery is None:
+                from store_service.sync.celery_app import create_celery
+
+                self._celery = create_celery(self._settings)
+            return self._celery
+
     def _send(self, deadline: float) -> str:
         """Publish, retrying once on a fresh connection after a connection error, unless the
         caller's deadline (time.monotonic()) has passed: then nobody waits for the answer."""
+        from kombu.exceptions import OperationalError  # with Celery: loaded at the first publish
+
         # retry=False: Celery's own publish retries would hold the caller far past the deadline;
         # the confirm wait ends at the deadline too, so a send never outlives its caller long.
         try:
@@ -76,12 +94,12 @@ class SyncPublisher:
                 raise
             log.info("sync_publish_retry", error=repr(exc))
         # Once, on a connection of its own: a second failure means the broker is really away.
-        with self._celery.connection_for_write() as fresh:
+        with self._app().connection_for_write() as fresh:
             return self._send_once(deadline, connection=fresh)
 
     def _send_once(self, deadline: float, **options: object) -> str:
         left = max(0.1, deadline - time.monotonic())
-        task = self._celery.send_task(
+        task = self._app().send_task(
             SYNC_TASK, retry=False, timeout=left, confirm_timeout=left, **options
         )
         return str(task.id)
@@ -106,5 +124,6 @@ class SyncPublisher:
     async def close(self) -> None:
         if self._soon is not None:
             self._soon.cancel()
-        await asyncio.to_thread(self._celery.close)
+        if self._celery is not None:
+            await asyncio.to_thread(self._celery.close)
         self._threads.shutdown(wait=False, cancel_futures=True)

@@ -9,10 +9,8 @@ it. The filesystem development broker has no consumer count: it is not measured.
 
 from dataclasses import dataclass
 
-from kombu.connection import Connection
-
 from store_service.config import Settings
-from store_service.sync.celery_app import broker_url, is_amqp
+from store_service.sync.names import broker_url, is_amqp
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +40,8 @@ def measured(settings: Settings) -> bool:
 
 def queue_stats(settings: Settings, *, timeout: float) -> QueueStats:
     """Depth and consumers of `settings.sync_queue`; raises when the broker is unreachable."""
+    from kombu.connection import Connection  # here: the API imports kombu only when it asks
+
     name = settings.sync_queue
     with Connection(broker_url(settings), connect_timeout=timeout) as conn:
         channel = conn.channel()

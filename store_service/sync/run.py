@@ -36,7 +36,6 @@ Decisions written down here:
 import random
 import sqlite3
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from store_service.sync.central import (
     SyncItem,
     TransientFailure,
 )
+from store_service.sync.purge import purge_expired
 
 log = structlog.get_logger(__name__)
 
@@ -408,12 +408,13 @@ class _Run:
 
     def _finish(self) -> None:
         settings, conn, report = self.settings, self.conn, self.report
+        # In short transactions of its own, before the report: see store_service/sync/purge.py.
+        report.purged = purge_expired(
+            conn, retention=settings.idempotency_retention_seconds, now=self.now
+        )
         with transaction(conn):
             now = self.now()
             report.duration_seconds = now - report.started_at
-            report.purged = outbox.purge_final(
-                conn, now=now, retention=settings.idempotency_retention_seconds
-            )
             if report.succeeded:
                 state.put(conn, state.Fact.LAST_SUCCESS_AT, now, now=now)
             state.put(conn, state.Fact.LAST_RUN, report.as_dict(), now=now)
@@ -429,7 +430,7 @@ def run_sync(
     holder: str | None = None,
 ) -> SyncReport:
     """Drain due changes to central within the time budget; see the module docstring."""
-    holder = holder or f"sync-{uuid.uuid4().hex[:12]}"
+    holder = holder or lease.holder_name()
     own_client = client is None
     sender: BulkSender = client or CentralClient.from_settings(settings)
     conn = connect(settings.database_path, synchronous=settings.sqlite_synchronous)

@@ -137,7 +137,7 @@ def test_purge_removes_only_old_final_changes(conn: sqlite3.Connection) -> None:
     _set(conn, "old-synced", status="synced", finalized_at=1_000)
     _set(conn, "new-synced", status="synced", finalized_at=9_500)
     _set(conn, "old-conflict", status="conflict")
-    assert outbox.purge_final(conn, now=10_000, retention=5_000) == 1
+    assert outbox.purge_final(conn, now=10_000, retention=5_000, limit=100) == 1
     remaining = {row["operation_id"] for row in conn.execute("SELECT operation_id FROM changes")}
     assert remaining == {"new-synced", "old-conflict", "old-pending"}
 
@@ -154,3 +154,56 @@ def test_summary_counts_states_and_ages(conn: sqlite3.Connection) -> None:
     assert glance["last_success_at"] == 180.0
     assert glance["auth_failed"] is None
     assert outbox.unapplied_totals(conn, ["A", "B"]) == {"A": (1, 1), "B": (0, 0)}
+
+
+def test_purge_deletes_at_most_limit_oldest_first(conn: sqlite3.Connection) -> None:
+    for i in range(5):
+        local_update(conn, "A", 1, f"op-{i}", now=100)
+        _set(conn, f"op-{i}", status="synced", finalized_at=1_000 - i)
+    assert outbox.purge_final(conn, now=10_000, retention=5_000, limit=2) == 2
+    remaining = {row[0] for row in conn.execute("SELECT operation_id FROM changes")}
+    assert remaining == {"op-0", "op-1", "op-2"}  # op-4 and op-3 were finalized first
+
+
+def test_counts_by_state_follow_every_insert_move_and_delete(conn: sqlite3.Connection) -> None:
+    """The final states' counts are kept by triggers (migration 0006), not counted."""
+
+    def counted() -> dict[ChangeState, int]:
+        actual = dict.fromkeys(ChangeState, 0)
+        for status, n in conn.execute("SELECT status, count(*) FROM changes GROUP BY status"):
+            actual[ChangeState(status)] = n
+        return actual
+
+    for i in range(6):
+        local_update(conn, "A", 1, f"op-{i}", now=100)
+    _set(conn, "op-0", status="synced", finalized_at=100)
+    _set(conn, "op-1", status="synced", finalized_at=100)
+    _set(conn, "op-2", status="rejected", finalized_at=100)
+    _set(conn, "op-3", status="conflict")
+    _set(conn, "op-3", status="discarded", finalized_at=200)
+    _set(conn, "op-4", status="in_flight")
+    _set(conn, "op-1", status="synced")  # no move: no count
+    conn.execute(
+        "INSERT INTO changes (operation_id, sku, delta, status, next_attempt_at, created_at, "
+        "updated_at, response_status, response_body, finalized_at) "
+        "VALUES ('restored', 'A', 1, 'synced', 0, 0, 0, 200, '{}', 50)"
+    )
+    assert outbox.state_counts(conn) == counted()
+    assert outbox.state_counts(conn)[ChangeState.SYNCED] == 3
+    assert outbox.purge_final(conn, now=10_000, retention=5_000, limit=100) == 5
+    assert outbox.state_counts(conn) == counted()
+    assert outbox.state_counts(conn)[ChangeState.SYNCED] == 0
+
+
+def test_the_oldest_queued_change_is_found_among_pending_and_in_flight(
+    conn: sqlite3.Connection,
+) -> None:
+    assert outbox.oldest_queued_created_at(conn) is None
+    for i, op in enumerate(("done", "flying", "waiting")):
+        local_update(conn, "A", 1, op, now=100 + i)
+    _set(conn, "done", status="synced", finalized_at=200)
+    assert outbox.oldest_queued_created_at(conn) == 101
+    _set(conn, "flying", status="in_flight")
+    assert outbox.oldest_queued_created_at(conn) == 101
+    _set(conn, "flying", status="synced", finalized_at=200)
+    assert outbox.oldest_queued_created_at(conn) == 102

@@ -1,6 +1,10 @@
 """The sync lease: one holder at a time, and a crashed holder's lease expires."""
 
+import os
+import socket
 import sqlite3
+import subprocess
+import sys
 
 from store_service.sync import lease
 
@@ -37,3 +41,29 @@ def test_release_frees_the_lease_only_for_its_holder(conn: sqlite3.Connection) -
     lease.release(conn, holder="a")
     assert lease.holder(conn, now=101) is None
     assert lease.acquire(conn, holder="b", now=101, ttl=30)
+
+
+def test_a_lease_held_by_a_dead_process_on_this_host_is_taken_at_once(
+    conn: sqlite3.Connection,
+) -> None:
+    # A real process that has exited: its pid no longer runs (or runs something started later).
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(child.stdout)
+    dead = f"sync-x@{socket.gethostname()}:{pid}:1"
+    lease.acquire(conn, holder=dead, now=100, ttl=300)
+    assert lease.holder_is_dead(dead)
+    assert lease.acquire(conn, holder="b", now=101, ttl=300)
+    assert lease.holder(conn, now=101) == "b"
+
+
+def test_a_lease_held_by_a_live_process_or_another_host_is_waited_for(
+    conn: sqlite3.Connection,
+) -> None:
+    alive = lease.holder_name()  # this very process: a concurrent run in the same worker
+    assert not lease.holder_is_dead(alive)
+    lease.acquire(conn, holder=alive, now=100, ttl=300)
+    assert not lease.acquire(conn, holder="b", now=101, ttl=300)
+    elsewhere = f"sync-x@not-{socket.gethostname()}:{os.getpid() + 10**7}:1"
+    for name in (elsewhere, "crashed", "sync-1234@"):
+        assert not lease.holder_is_dead(name)
