@@ -230,3 +230,19 @@ def test_a_refresh_after_a_lost_answer_waits_for_the_resend(
     refresh_now(conn, central)  # settled: adopted again
     assert (local_quantity(conn), item_row(conn, SKU)["central_version"]) == (7, 2)
     assert_local_view_consistent(conn)
+
+
+def test_the_refresh_check_reads_two_small_index_slices_not_the_backlog(
+    conn: sqlite3.Connection,
+) -> None:
+    """It runs inside a write transaction: a walk of a million pending changes there would hold
+    the API's writer for a second."""
+    from store_service.storage.outbox import _UNSETTLED
+
+    plans = [
+        " ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", (SKU,)))
+        for sql in _UNSETTLED
+    ]
+    assert "ix_changes_status_id (status=?)" in plans[0]
+    assert "ix_changes_pending_first_sent" in plans[1]
+    assert not any("SCAN" in plan for plan in plans)

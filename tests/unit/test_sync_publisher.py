@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kombu.exceptions import OperationalError
 
-from store_service.sync.celery_app import SYNC_TASK
+from store_service.sync.names import SYNC_TASK
 from store_service.sync.publisher import SyncNotQueued, SyncPublisher
 from tests.support.store_db import make_settings
 
