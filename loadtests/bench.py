@@ -3,6 +3,7 @@
     uv run python -m loadtests.bench                   # (a) to (e), 3 repetitions
     uv run python -m loadtests.bench --only abcd       # (a) (b) (b') (c) (d): not (e)
     uv run python -m loadtests.bench --only e --repeat 3   # drain while selling
+    uv run python -m loadtests.bench --only fg          # recovery and growth (10M-row histories)
     uv run python -m loadtests.bench --skip-drain --duration 10 --repeat 5
     uv run python -m loadtests.bench --compare-ref HEAD~3   # also bench an older commit's server
 
@@ -519,7 +520,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         metavar="LETTERS",
-        help="run only these parts, e.g. `abcd` or `e` (a and b run together; b includes b')",
+        help="run only these parts, e.g. `abcd`, `e` or `fg` (a and b run together; b includes "
+        "b'; f and g, loadtests.recovery_bench and loadtests.growth_bench with their defaults "
+        "and this --repeat, print and write their own tables; not run unless named)",
     )
     parser.add_argument("--skip-e", action="store_true", help="skip (e), drain while selling")
     parser.add_argument("--e-backlog", type=int, default=100_000, help="(e) backlog size")
@@ -537,14 +540,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.only_soon:
         args.only = "d"
+    letters = set((args.only or "abcde").lower())
     if args.only:
-        letters = set(args.only.lower())
-        if not letters <= set("abcde"):
-            parser.error("--only takes letters among a, b, c, d, e")
+        if not letters <= set("abcdefg"):
+            parser.error("--only takes letters among a, b, c, d, e, f, g")
         args.skip_http = not letters & {"a", "b"}
         args.skip_drain = "c" not in letters
         args.skip_soon = "d" not in letters
         args.skip_e = "e" not in letters
+    if not letters & set("abcde"):
+        return _recovery_and_growth(letters, args)
 
     report: dict[str, Any] = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -578,7 +583,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(render(report))
     print(f"\nwritten to {path}")
-    return 0
+    return _recovery_and_growth(letters, args)
+
+
+def _recovery_and_growth(letters: set[str], args: argparse.Namespace) -> int:
+    """(f) and (g): their own modules (hours of templates to build the first time), each with
+    its own table and JSON beside this run's."""
+    status = 0
+    common = ["--repeat", str(args.repeat), "--out", str(args.out)]
+    if "f" in letters:
+        from loadtests import recovery_bench
+
+        broker = ["--broker-url", args.broker_url] if args.broker_url else []
+        status |= recovery_bench.main([*common, *broker])
+    if "g" in letters:
+        from loadtests import growth_bench
+
+        status |= growth_bench.main(common)
+    return status
 
 
 if __name__ == "__main__":
