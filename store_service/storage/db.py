@@ -7,7 +7,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -53,7 +53,10 @@ class WriteTurn:
     SQLite's busy handler (1, 2, 5, 10 ... up to 100 ms between tries) and only gets it if it
     happens to try in a gap; under a busy API the sync worker starved, and the API's commits
     waited out those sleeps behind the worker's transactions (docs/performance.md, (e)). A
-    process waiting for the turn tries again within a millisecond of the holder letting go.
+    process waiting for the turn tries again within a millisecond of the holder letting go,
+    and the API's writer (`first`) goes first: while it waits it holds a shared lock on a
+    second file, and the others take no new turn until it has had its own, so a till waits
+    for at most the worker's current transaction, not for its next ones too.
     SQLite's lock still decides correctness: a connection that does not take the turn
     (migrations, tools) is waited for with busy_timeout as before.
 
@@ -66,40 +69,78 @@ class WriteTurn:
         self._fd: int | None = os.open(
             f"{database}-writeturn", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
         )
+        # Held shared by a first writer while it waits: the others let it go first.
+        self._want: int | None = os.open(
+            f"{database}-writewant", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+        )
+        # The API's writer: its commits answer tills, the worker's can wait a transaction.
+        self.first = False
 
     def try_acquire(self) -> bool:
         if self._fd is None:
             return True
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not self.first and not self._nobody_waiting_first():
             return False
+        return _try_flock(self._fd, fcntl.LOCK_EX)
+
+    def _nobody_waiting_first(self) -> bool:
+        assert self._want is not None
+        if not _try_flock(self._want, fcntl.LOCK_EX):
+            return False
+        fcntl.flock(self._want, fcntl.LOCK_UN)
         return True
 
     def acquire(self, timeout: float = BUSY_TIMEOUT_MS / 1000) -> None:
         """Wait for the turn, at most `timeout` seconds (as SQLite's busy_timeout bounds its
         own wait), then fail as SQLite does: `database is locked` (SQLITE_BUSY). Polled with
-        short sleeps (0.1 ms doubling to 1 ms), not a blocking flock: a holder stopped mid-
-        transaction (SIGSTOP, a hung disk) must not hold the waiter for ever."""
+        short sleeps, not a blocking flock: a holder stopped mid-transaction (SIGSTOP, a hung
+        disk) must not hold the waiter for ever. A first writer says it is waiting, so the
+        others' next transaction waits until it has had its turn."""
+        if self._fd is None:
+            return
         deadline = time.monotonic() + timeout
-        pause = 0.0001
-        while not self.try_acquire():
-            if time.monotonic() >= deadline:
-                busy = sqlite3.OperationalError("database is locked (write turn)")
-                busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
-                busy.sqlite_errorname = "SQLITE_BUSY"
-                raise busy
-            time.sleep(pause)
-            pause = min(pause * 2, 0.001)
+        if not self.first:
+            _poll(self.try_acquire, deadline, most=0.001)
+            return
+        want = self._want
+        assert want is not None
+        _poll(lambda: _try_flock(want, fcntl.LOCK_SH), deadline, most=0.0002)
+        try:
+            _poll(self.try_acquire, deadline, most=0.0002)
+        finally:
+            fcntl.flock(want, fcntl.LOCK_UN)
 
     def release(self) -> None:
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # also lets go of the lock
-            self._fd = None
+        for fd in (self._fd, self._want):
+            if fd is not None:
+                os.close(fd)  # also lets go of its lock
+        self._fd = self._want = None
+
+
+def _try_flock(fd: int, operation: int) -> bool:
+    try:
+        fcntl.flock(fd, operation | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _poll(attempt: Callable[[], bool], deadline: float, *, most: float) -> None:
+    """Call `attempt` until it succeeds, sleeping 0.05 ms doubling to `most` between tries;
+    past `deadline` fail as SQLite does when its busy_timeout runs out."""
+    pause = 0.00005
+    while not attempt():
+        if time.monotonic() >= deadline:
+            busy = sqlite3.OperationalError("database is locked (write turn)")
+            busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            busy.sqlite_errorname = "SQLITE_BUSY"
+            raise busy
+        time.sleep(pause)
+        pause = min(pause * 2, most)
 
 
 class StoreConnection(sqlite3.Connection):

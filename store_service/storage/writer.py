@@ -161,6 +161,9 @@ class Writer:
     def start(self) -> "Writer":
         self._conn = connect(self._path, synchronous=self._synchronous)
         self._conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_CHECKPOINT_FRAMES}")
+        turn = write_turn(self._conn)
+        if turn is not None:
+            turn.first = True  # a waiting till goes before the worker's next transaction
         # Before any thread starts: a failure stops here.
         checkpoint_conn = connect(self._path, synchronous=self._synchronous)
         self._thread = threading.Thread(target=self._run, args=(self._conn,), name="db-writer")

@@ -4,6 +4,7 @@ a metric)."""
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +99,27 @@ def test_a_turn_held_for_ever_fails_the_wait_as_sqlite_busy(tmp_path: Path) -> N
     waiter.release()
     holder.close()
     waiter.close()
+
+
+def test_a_waiting_first_writer_goes_before_the_others_next_transaction(tmp_path: Path) -> None:
+    """The API's writer waits for the worker's transaction to end, then writes before the
+    worker's next one: the worker cannot take the turn back while the API is waiting."""
+    path = tmp_path / "s.db"
+    _table(path)
+    worker, api = WriteTurn(path), WriteTurn(path)
+    api.first = True
+    assert worker.try_acquire()
+    waiting = threading.Thread(target=api.acquire)
+    waiting.start()
+    try:
+        time.sleep(0.05)  # the API is waiting now
+        worker.release()
+        # At once: the API holds the turn already, or still says it is waiting.
+        again = worker.try_acquire()
+        waiting.join(5)
+        assert not waiting.is_alive()
+        assert not again, "the worker took the turn back from a waiting first writer"
+    finally:
+        api.release()
+        worker.close()
+        api.close()
