@@ -549,14 +549,34 @@ async def _paced(url: str, *, rate: float, max_seconds: float, tag: str) -> dict
             f"POST /v1/local/inventory/{sku}/update HTTP/1.1\r\nHost: {host}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode() + body
+        # A kept-alive connection the server closed while idle (its keep-alive timeout) fails
+        # before any answer: sent again once on a new connection, as HTTP clients do.
+        reused = bool(idle)
         conn = idle.pop() if idle else None
+        for attempt in (1, 2):
+            try:
+                if conn is None:
+                    opened += 1
+                    conn = await asyncio.open_connection(host, int(port))
+                reader, writer = conn
+                writer.write(request)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            except (OSError, asyncio.IncompleteReadError) as exc:
+                if conn is not None:
+                    conn[1].close()
+                conn = None
+                if attempt == 1 and reused:
+                    continue
+                failures += 1
+                kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
+                return
+            except (TimeoutError, ValueError) as exc:
+                failures += 1
+                kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
+                writer.close()
+                return
+            break
         try:
-            if conn is None:
-                opened += 1
-                conn = await asyncio.open_connection(host, int(port))
-            reader, writer = conn
-            writer.write(request)
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             status = int(head.split(b" ", 2)[1])
             length = 0
             for line in head.split(b"\r\n"):
@@ -567,11 +587,11 @@ async def _paced(url: str, *, rate: float, max_seconds: float, tag: str) -> dict
             if status >= 300:
                 status_errors += 1
                 kinds[str(status)] = kinds.get(str(status), 0) + 1
-            idle.append(conn)
-        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError):
+            idle.append((reader, writer))
+        except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
             failures += 1
-            if conn is not None:
-                conn[1].close()
+            kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
+            writer.close()
 
     started = loop.time()
     n = 0
