@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import secrets
 import shutil
 import sqlite3
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.processes import Process, free_port, http_ok, wait_until
+from loadtests.reports import report_header, write_report
 from store_service.api.serve import EVENT_LOOP
 
 REPO = Path(__file__).resolve().parent.parent
@@ -552,13 +552,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _recovery_and_growth(letters, args)
 
     report: dict[str, Any] = {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
-        "note": SHARED_NOTE,
+        **report_header("python -m loadtests.bench", argv, SHARED_NOTE),
         "repeat": args.repeat,
         "duration_s": args.duration,
         "connections": args.connections,
-        "command": " ".join(["python -m loadtests.bench", *(argv or sys.argv[1:])]),
     }
     with tempfile.TemporaryDirectory(prefix="store-bench-") as tmp:
         workdir = Path(tmp)
@@ -577,9 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report["soon"] = _sync_soon(args, workdir / "soon")
         if not args.skip_e:
             report["drain_while_selling"] = _drain_while_selling(args, workdir / "e")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench-{report['started_at'].replace(':', '')}.json"
-    path.write_text(json.dumps(report, indent=2))
+    path = write_report(report, args.out, "bench")
     print()
     print(render(report))
     print(f"\nwritten to {path}")

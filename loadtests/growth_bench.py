@@ -28,7 +28,6 @@ the curves in docs/img/growth.png.
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from typing import Any
 from harness.central import start_central
 from loadtests import history
 from loadtests.bench import Server, Spread, WrkRun, run_wrk, start_store
+from loadtests.reports import report_header, write_report
 
 REPO = Path(__file__).resolve().parent.parent
 PLOT = REPO / "docs" / "img" / "growth.png"
@@ -426,10 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     id_kinds = args.ids.split(",")
     report: dict[str, Any] = {
         "bench": "g-growth",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
-        "note": NOTE,
-        "command": " ".join(["python -m loadtests.growth_bench", *(argv or sys.argv[1:])]),
+        **report_header("python -m loadtests.growth_bench", argv, NOTE),
         "repeat": args.repeat,
         "duration_s": args.duration,
         "backlog": args.backlog,
@@ -464,9 +461,7 @@ def main(argv: list[str] | None = None) -> int:
                 template, workdir, repeat=args.repeat, duration=args.purge_duration,
                 rows=args.purge_rows,
             )  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"growth-{report['started_at'].replace(':', '')}.json"
-    path.write_text(json.dumps(report, indent=2))
+    path = write_report(report, args.out, "growth")
     if not args.no_plot:
         plot(report, args.plot)
         print(f"plot: {args.plot}")

@@ -20,11 +20,7 @@ update <= 2 s, first batch at central <= 5 s. JSON in reports/bench/.
 """
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -39,6 +35,7 @@ from harness.central import CentralSim, SimAdmin, start_central
 from harness.commands import celery_argv, store_api_argv
 from harness.processes import Process, free_port
 from loadtests import history
+from loadtests.reports import report_header, write_report
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_UPDATE_S = 2.0
@@ -283,10 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     template, build_s = history.template(spec)
     report: dict[str, Any] = {
         "bench": "f-recovery",
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}",
-        "note": NOTE,
-        "command": " ".join(["python -m loadtests.recovery_bench", *(argv or sys.argv[1:])]),
+        **report_header("python -m loadtests.recovery_bench", argv, NOTE),
         "pending": args.pending,
         "final": args.final,
         "ids": args.ids,
@@ -325,9 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "met_by_every_repetition": report["first_update_s"]["max"] <= TARGET_UPDATE_S
         and report["first_batch_at_central_s"]["max"] <= TARGET_CENTRAL_S,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"recovery-{report['started_at'].replace(':', '')}.json"
-    path.write_text(json.dumps(report, indent=2))
+    path = write_report(report, args.out, "recovery")
     print()
     print(render(report))
     print(f"\nwritten to {path}")
