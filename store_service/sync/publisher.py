@@ -18,6 +18,7 @@ way, where the next beat or trigger finds them.
 """
 
 import asyncio
+import contextvars
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -65,8 +66,10 @@ class SyncPublisher:
         take it within PUBLISH_DEADLINE_SECONDS."""
         deadline = time.monotonic() + PUBLISH_DEADLINE_SECONDS
         try:
+            # In the caller's context, as asyncio.to_thread would: the request id travels in it.
+            in_context = contextvars.copy_context().run
             sending = asyncio.get_running_loop().run_in_executor(
-                self._threads, self._send, deadline
+                self._threads, in_context, self._send, deadline
             )
             return await asyncio.wait_for(sending, timeout=PUBLISH_DEADLINE_SECONDS)
         except Exception as exc:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kombu.exceptions import OperationalError
 
+from store_service.logs import request_id_var
 from store_service.sync.names import SYNC_TASK
 from store_service.sync.publisher import SyncNotQueued, SyncPublisher
 from tests.support.store_db import make_settings
@@ -116,3 +117,28 @@ def test_other_errors_are_not_retried(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a connection error"):
         publisher_with(tmp_path, fake)._send(math.inf)
     assert fake.attempts == [None]
+
+
+def test_a_publish_carries_the_callers_request_id(tmp_path: Path) -> None:
+    """The publish runs on the publisher's own threads, in the caller's context: the request id
+    the trigger's request set is what the task's header (before_task_publish) reads."""
+    fake = FakeCelery(failures=0)
+    seen: list[str | None] = []
+    send = fake.send_task
+
+    def recording(*args: Any, **kwargs: Any) -> SimpleNamespace:
+        seen.append(request_id_var.get())
+        return send(*args, **kwargs)
+
+    fake.send_task = recording  # type: ignore[method-assign]
+    publisher = publisher_with(tmp_path, fake)
+
+    async def publish() -> Any:
+        request_id_var.set("rid-1")
+        try:
+            return await publisher.publish()
+        finally:
+            await publisher.close()
+
+    assert asyncio.run(publish()) == "task-1"
+    assert seen == ["rid-1"]
