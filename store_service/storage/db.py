@@ -219,15 +219,11 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     turn = write_turn(conn)
     begin_immediate(conn, turn=turn)
     try:
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        yield conn
         conn.execute("COMMIT")
     finally:
-        if conn.in_transaction:  # a failed COMMIT or ROLLBACK: nothing of it is kept
-            with contextlib.suppress(sqlite3.Error):
+        if conn.in_transaction:  # the body raised, or COMMIT failed: nothing of it is kept
+            with contextlib.suppress(sqlite3.Error):  # the error that got here stands
                 conn.execute("ROLLBACK")
         if turn is not None:
             turn.release()
@@ -260,7 +256,13 @@ def begin_immediate(
     """Take `turn` (if any), then BEGIN IMMEDIATE, waiting if another connection writes; a wait
     is observed in WRITE_LOCK_WAIT (from `busy_since` when the caller found the lock taken).
     On failure the turn is let go again."""
-    if busy_since is None and (turn is None or turn.try_acquire()):
+    if busy_since is not None:  # the caller found it taken: wait for the turn, then the lock
+        if turn is not None:
+            turn.acquire()
+    elif turn is not None and not turn.try_acquire():
+        busy_since = time.perf_counter()
+        turn.acquire()
+    else:  # the turn is ours (or there is none): the lock is free unless a turnless writer has it
         try:
             begin_without_waiting(conn)
             return
@@ -270,12 +272,6 @@ def begin_immediate(
                     turn.release()
                 raise
         busy_since = time.perf_counter()
-    elif busy_since is None:
-        busy_since = time.perf_counter()
-        assert turn is not None
-        turn.acquire()
-    elif turn is not None:
-        turn.acquire()
     try:
         conn.execute("BEGIN IMMEDIATE")
     except BaseException:

@@ -293,41 +293,42 @@ class Writer:
                 if item[0] == _STOP:
                     stopping = True
                     continue
+                # Blocking calls queued together share one transaction.
+                items = [item]
+                while item[0] == _BLOCKING and backlog and backlog[0][0] == _BLOCKING:
+                    items.append(backlog.popleft())
                 try:
-                    self._serve(conn, item, backlog)
+                    self._serve(conn, items, backlog)
                 except Exception as exc:
-                    # A bug, not a storage condition (those are outcomes): answer the item's
+                    # A bug, not a storage condition (those are outcomes): answer the items'
                     # callers with it and keep serving, rather than leave them waiting and every
                     # later write with a dead thread.
                     log.exception("writer_item_failed", kind=item[0])
-                    _fail(item, exc)
+                    for served in items:
+                        _fail(served, exc)
         finally:
             conn.close()
 
     def _serve(
-        self, conn: sqlite3.Connection, item: tuple[Any, ...], backlog: deque[tuple[Any, ...]]
+        self,
+        conn: sqlite3.Connection,
+        items: list[tuple[Any, ...]],
+        backlog: deque[tuple[Any, ...]],
     ) -> None:
-        kind = item[0]
+        """One commit, one loop batch, or a run of blocking calls (`items`)."""
+        kind, *rest = items[0]
         if kind == _COMMIT:
-            self._commit_loop_batch(conn, item[1], item[2], item[3])
+            self._commit_loop_batch(conn, *rest)
         elif kind == _LOOP_BATCH:
+            batcher, batch, busy_since = rest
             self._acquire_transaction(backlog)
-            jobs = [job for job, _future in item[2]]
-            outcomes = self._run_in_transaction(conn, jobs, busy_since=item[3])
-            _answer_loop(item[1], item[2], outcomes)
+            jobs = [job for job, _future in batch]
+            outcomes = self._run_in_transaction(conn, jobs, busy_since=busy_since)
+            _answer_loop(batcher, batch, outcomes)
         else:
-            blocking = [item]
-            while backlog and backlog[0][0] == _BLOCKING:
-                blocking.append(backlog.popleft())
-            futures = [future for _kind, _job, future in blocking]
-            try:
-                self._acquire_transaction(backlog)
-                outcomes = self._run_in_transaction(conn, [job for _k, job, _f in blocking])
-                outcomes = self._checked(outcomes)
-            except Exception as exc:
-                log.exception("writer_item_failed", kind=kind)
-                outcomes = [(False, exc)] * len(futures)
-            _settle(futures, outcomes)
+            self._acquire_transaction(backlog)
+            outcomes = self._run_in_transaction(conn, [job for _k, job, _f in items])
+            _settle([future for _kind, _job, future in items], self._checked(outcomes))
 
     def _checked(self, outcomes: list[Outcome]) -> list[Outcome]:
         """The outcomes with storage failures (disk full, read-only, vanished file, I/O error)
@@ -427,9 +428,8 @@ def _commit(conn: sqlite3.Connection, outcomes: list[Outcome]) -> list[Outcome]:
         if classify(exc) is None:  # storage conditions are logged once, by Writer.faults
             log.error("writer_commit_failed", error=repr(exc), jobs=len(outcomes))
         if conn.in_transaction:
-            with contextlib.suppress(
-                sqlite3.Error
-            ):  # the error stands; the rollback is best effort
+            # Best effort: the COMMIT's error is the one the jobs get.
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
         return [(False, exc)] * len(outcomes)
     return outcomes

@@ -4,6 +4,7 @@ import asyncio
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +74,29 @@ def test_blocking_callers_are_served_too(writer) -> None:
     w, path = writer
     assert w.run_blocking(_insert, "x", 9) == "x"
     assert sqlite3.connect(path).execute("SELECT v FROM t WHERE k='x'").fetchone() == (9,)
+
+
+def test_an_unexpected_error_on_the_thread_answers_its_caller_and_the_thread_goes_on(
+    writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug inside the writer thread (here: its outcome check raising once) reaches the callers
+    it was serving; the thread keeps serving the writes after it."""
+    w, path = writer
+    real = w._checked
+    calls = 0
+
+    def broken_once(outcomes: list[Any]) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug")
+        return real(outcomes)
+
+    monkeypatch.setattr(w, "_checked", broken_once)
+    with pytest.raises(RuntimeError, match="a bug"):
+        w.run_blocking(_insert, "first", 1)
+    assert w.run_blocking(_insert, "second", 2) == "second"
+    assert sqlite3.connect(path).execute("SELECT v FROM t WHERE k='second'").fetchone() == (2,)
 
 
 def test_a_stopped_writer_refuses_work(writer) -> None:
