@@ -37,10 +37,9 @@ log = structlog.get_logger(__name__)
 # Celery is imported with the first publish, not at start: importing it is a good part of the
 # API's start-up, and the first acknowledged update does not need it (docs/performance.md, (f)).
 
-# A publish waits for the TCP connect and the publisher confirm. On a connection the broker
-# stopped answering it can block on the confirm until the connection is noticed dead: give up
-# past this deadline rather than hold the caller (the message may still land later; an extra
-# sync run is harmless).
+# A publish waits for the TCP connect and the publisher confirm. The caller gives up past this
+# deadline, and the send's own socket and confirm waits end there too, so a broker that stopped
+# answering holds neither (the message may still land later; an extra sync run is harmless).
 PUBLISH_DEADLINE_SECONDS = BROKER_CONNECT_TIMEOUT_SECONDS + 2.0
 
 

@@ -5,9 +5,9 @@ shortened retention). Deleting them in one transaction held the database's write
 whole of it: a million changes with random (UUIDv4) operation_ids took 26 s, and every update
 the API took meanwhile waited. Here each transaction deletes at most `BATCH` changes, and after
 each one the purge sleeps for as long as the transaction took (at least `MIN_PAUSE`), so the
-API's writer, which polls for the lock, finds it free at least half of the time and waits for
-one small batch at most. The purge takes longer in all; nothing waits for it. Measured in
-docs/performance.md, "(g) Growth".
+write lock is free at least half of the time and the API's writer (which goes first when it
+waits: storage/db.py, WriteTurn) waits for one small batch at most. The purge takes longer
+in all; nothing waits for it. Measured in docs/performance.md, "(g) Growth".
 """
 
 import sqlite3

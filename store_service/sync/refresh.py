@@ -35,7 +35,8 @@ def fetch(client: CentralClient, sku: str) -> tuple[int, int]:
 
 def refresh_sku(conn: sqlite3.Connection, client: CentralClient, sku: str) -> bool:
     """Fetch one SKU from central, then fold it into the local view in a short write
-    transaction; False when deferred because a change of the SKU is in flight
+    transaction; False when deferred because central may hold a change of the SKU the store
+    still counts as pending
     (`local_view.refresh`: the sync batch brings central's figures then)."""
     quantity, version = fetch(client, sku)
     with transaction(conn):

@@ -69,9 +69,9 @@ PARKED_REASONS = frozenset({Resolution.INSUFFICIENT_STOCK.value})
 # A batch's outcomes are recorded in transactions of at most this many changes, so the API's
 # commits wait for a few milliseconds of the worker's writing, not for a whole batch's.
 RECORD_CHUNK = 200
-# Between two of its transactions the worker sleeps this long, so a writer that was waiting
-# for the turn (woken by the kernel when the worker let go) takes it before the worker's next
-# transaction does (docs/performance.md, (e)).
+# Between two of its transactions the worker sleeps this long: an API writer that was waiting
+# goes first anyway (it says so, db.WriteTurn), and this covers one that arrives just as the
+# worker lets go (docs/performance.md, (e)).
 YIELD_SECONDS = 0.0005
 
 

@@ -53,7 +53,8 @@ def _fold(
     conn: sqlite3.Connection, sku: str, quantity: int, version: int, now: float
 ) -> dict[str, Any] | None:
     """Central's news into the SKU's local view, in the writer's transaction (BEGIN IMMEDIATE):
-    left out while a change of the SKU is in flight (`local_view.refresh`)."""
+    left out while central may hold a change of the SKU the store counts as pending
+    (`local_view.refresh`)."""
     local_view.refresh(conn, sku, central_quantity=quantity, central_version=version, now=now)
     return items.get_item(conn, sku)
 
