@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from chaos.toxiproxy import Proxy, ToxiproxyClient
-from harness.broker import delete_queue
+from harness.broker import delete_queue_quietly
 from harness.central import CentralSim
 from harness.processes import Process
 from harness.store import StoreApi, launch_store_api, launch_worker, store_env, wait_worker_ready
@@ -92,10 +92,7 @@ class StoreNode:
                 self.toxiproxy.delete_proxy(proxy.name, missing_ok=True)
             except Exception as exc:
                 print(f"could not delete proxy {proxy.name}: {exc!r}")
-        try:
-            delete_queue(self.broker_url, self.queue)
-        except Exception as exc:
-            print(f"could not delete queue {self.queue}: {exc!r}")
+        delete_queue_quietly(self.broker_url, self.queue)
 
 
 def via(url: str, proxy: Proxy) -> str:

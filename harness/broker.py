@@ -21,6 +21,14 @@ def delete_queue(broker_url: str, name: str) -> None:
         Exchange(name, type="topic").bind(channel).delete()
 
 
+def delete_queue_quietly(broker_url: str, name: str) -> None:
+    """`delete_queue` at the end of a run: a broker already gone is reported, not raised."""
+    try:
+        delete_queue(broker_url, name)
+    except Exception as exc:
+        print(f"could not delete queue {name}: {exc!r}")
+
+
 class BrokerView:
     """RabbitMQ's own count of messages and consumers per queue (a passive `queue.declare`: it
     never creates a queue), over one connection kept open for repeated reads."""

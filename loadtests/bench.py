@@ -35,7 +35,6 @@ import os
 import secrets
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -48,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.processes import Process, free_port, http_ok, wait_until
-from loadtests.reports import report_header, write_report
+from loadtests.reports import Spread, report_header, spread, write_report
+from loadtests.reports import fmt_spread as _fmt
 from store_service.api.serve import EVENT_LOOP
 
 REPO = Path(__file__).resolve().parent.parent
@@ -250,23 +250,6 @@ def run_wrk(
 
 
 @dataclass
-class Spread:
-    median: float
-    low: float
-    high: float
-
-    @classmethod
-    def of(cls, values: Sequence[float]) -> "Spread":
-        return cls(statistics.median(values), min(values), max(values))
-
-    def fmt(self, digits: int = 0, suffix: str = "") -> str:
-        return f"{self.median:,.{digits}f}{suffix} [{self.low:,.{digits}f}-{self.high:,.{digits}f}]"
-
-    def as_dict(self) -> dict[str, float]:
-        return {"median": self.median, "min": self.low, "max": self.high}
-
-
-@dataclass
 class HttpSummary:
     label: str
     runs: list[WrkRun] = field(default_factory=list)
@@ -359,7 +342,7 @@ def bench_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     ratios = [
                         u.rps / c.rps for u, c in zip(summary.runs, ceiling.runs, strict=True)
                     ]
-                    entry[f"{kind}_to_ceiling"] = Spread.of(ratios).as_dict()
+                    entry[f"{kind}_to_ceiling"] = spread(ratios)
             entry["durability_check"] = acknowledged_are_stored(server, list(measured.values()))
             result["servers"][server.label] = entry
         return result
@@ -369,10 +352,6 @@ def bench_http(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 # --- the table -------------------------------------------------------------------------------
-
-
-def _fmt(spread: dict[str, float], digits: int = 0, suffix: str = "") -> str:
-    return Spread(spread["median"], spread["min"], spread["max"]).fmt(digits, suffix)
 
 
 def render(report: dict[str, Any]) -> str:

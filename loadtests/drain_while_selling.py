@@ -36,7 +36,6 @@ import os
 import secrets
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -47,11 +46,13 @@ from typing import Any
 
 import httpx
 
-from harness.broker import delete_queue
+from harness.broker import delete_queue_quietly
 from harness.central import CentralSim, start_central
 from harness.commands import STORE_APP, celery_argv, uvicorn_argv
 from harness.processes import Process, free_port, http_ok, wait_until
 from harness.store import store_env, wait_worker_ready
+from loadtests.reports import fmt_spread as _fmt
+from loadtests.reports import spread
 
 REPO = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "update.lua"
@@ -86,8 +87,7 @@ class Stack:
         for process in (self.worker, self.api):
             process.stop(timeout=15)
         self.central.stop()
-        with contextlib.suppress(Exception):
-            delete_queue(self.broker_url, self.queue)
+        delete_queue_quietly(self.broker_url, self.queue)
 
 
 def start_stack(workdir: Path, database: Path, *, broker_url: str, log_level: str) -> Stack:
@@ -412,28 +412,20 @@ def _line(r: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"median": math.nan, "min": math.nan, "max": math.nan}
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, results in runs.items():
         s: dict[str, Any] = {}
         if results and "drain_per_s" in results[0]:
-            s["drain_per_s"] = _spread([r["drain_per_s"] for r in results])
+            s["drain_per_s"] = spread([r["drain_per_s"] for r in results])
             s["all_drained"] = all(r["drained"] for r in results)
         if results and "updates" in results[0]:
             for key in ("updates_per_s", "p50_ms", "p99_ms"):
-                s[key] = _spread([r["updates"][key] for r in results])
+                s[key] = spread([r["updates"][key] for r in results])
             s["errors"] = sum(r["updates"]["errors"] for r in results)
         for who in ("api", "worker"):
-            s[f"lock_wait_{who}_p90_ms"] = _spread(
-                [r["lock_waits"][who]["p90_ms"] for r in results]
-            )
-            s[f"lock_wait_{who}_count"] = _spread([r["lock_waits"][who]["count"] for r in results])
+            s[f"lock_wait_{who}_p90_ms"] = spread([r["lock_waits"][who]["p90_ms"] for r in results])
+            s[f"lock_wait_{who}_count"] = spread([r["lock_waits"][who]["count"] for r in results])
         out[name] = s
     if "drain_saturating" in runs and "saturating_alone" in runs:
         sat, alone = runs["drain_saturating"], runs["saturating_alone"]
@@ -442,7 +434,7 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             for d, a in zip(sat, alone, strict=True)
             if a["updates"]["updates_per_s"]
         ]
-        out["drain_saturating"]["ratio_to_alone"] = _spread(ratios)
+        out["drain_saturating"]["ratio_to_alone"] = spread(ratios)
     return out
 
 
@@ -483,11 +475,6 @@ def judge(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def render(e: dict[str, Any]) -> list[str]:
-    def f(spread: dict[str, float], digits: int = 0) -> str:
-        return (
-            f"{spread['median']:,.{digits}f} [{spread['min']:,.{digits}f}-"
-            f"{spread['max']:,.{digits}f}]"
-        )
 
     s = e["summary"]
     lines = [
@@ -504,16 +491,16 @@ def render(e: dict[str, Any]) -> list[str]:
         if name not in s:
             continue
         r = s[name]
-        drain = f(r["drain_per_s"]) if "drain_per_s" in r else ""
+        drain = _fmt(r["drain_per_s"]) if "drain_per_s" in r else ""
         if "ratio_to_alone" in r:
-            drain += f"; updates {f(r['ratio_to_alone'], 2)} x alone"
+            drain += f"; updates {_fmt(r['ratio_to_alone'], 2)} x alone"
         upd = (
-            [f(r["updates_per_s"]), f(r["p50_ms"], 1), f(r["p99_ms"], 1), str(r["errors"])]
+            [_fmt(r["updates_per_s"]), _fmt(r["p50_ms"], 1), _fmt(r["p99_ms"], 1), str(r["errors"])]
             if ("updates_per_s" in r)
             else ["", "", "", ""]
         )
         waits = (
-            f"{f(r['lock_wait_api_p90_ms'], 1)} / {f(r['lock_wait_worker_p90_ms'], 1)} "
+            f"{_fmt(r['lock_wait_api_p90_ms'], 1)} / {_fmt(r['lock_wait_worker_p90_ms'], 1)} "
             f"({r['lock_wait_api_count']['median']:,.0f} / "
             f"{r['lock_wait_worker_count']['median']:,.0f})"
         )

@@ -39,8 +39,9 @@ from typing import Any
 
 from harness.central import start_central
 from loadtests import history
-from loadtests.bench import Server, Spread, WrkRun, run_wrk, start_store
-from loadtests.reports import report_header, write_report
+from loadtests.bench import Server, WrkRun, run_wrk, start_store
+from loadtests.reports import fmt_spread as _fmt
+from loadtests.reports import report_header, spread, write_report
 
 REPO = Path(__file__).resolve().parent.parent
 PLOT = REPO / "docs" / "img" / "growth.png"
@@ -48,10 +49,6 @@ KIND_FOR_IDS = {"v7": "update", "v4": "update-uuid"}
 TARGET_RATIO = 0.9  # (b) at the largest history within 10 % of the empty case
 NOTE = "2 shared cores: wrk, the servers, central_sim and the drain, beside other engineers' runs"
 CONNECTIONS = 64
-
-
-def _spread(values: list[float]) -> dict[str, float]:
-    return Spread.of(values).as_dict()
 
 
 def _wrk_dict(run: WrkRun) -> dict[str, Any]:
@@ -98,12 +95,12 @@ def bench_updates(
     for size, size_runs in runs.items():
         ratios = [r.rps / b.rps for r, b in zip(size_runs, base, strict=True)]
         result[str(size)] = {
-            "rps": _spread([r.rps for r in size_runs]),
-            "p99_ms": _spread([r.p99_ms for r in size_runs]),
-            "p50_ms": _spread([r.p50_ms for r in size_runs]),
-            "server_cpu_us_per_request": _spread([r.server_cpu_us_per_request for r in size_runs]),
+            "rps": spread([r.rps for r in size_runs]),
+            "p99_ms": spread([r.p99_ms for r in size_runs]),
+            "p50_ms": spread([r.p50_ms for r in size_runs]),
+            "server_cpu_us_per_request": spread([r.server_cpu_us_per_request for r in size_runs]),
             "non_2xx_total": sum(r.non_2xx + r.socket_errors for r in size_runs),
-            "ratio_to_empty": _spread(ratios),
+            "ratio_to_empty": spread(ratios),
             "runs": [_wrk_dict(r) for r in size_runs],
         }
     return result
@@ -168,8 +165,8 @@ def bench_drains(
     base = runs[min(runs)]
     return {
         str(size): {
-            "changes_per_s": _spread([r["changes_per_s"] for r in size_runs]),
-            "ratio_to_empty": _spread(
+            "changes_per_s": spread([r["changes_per_s"] for r in size_runs]),
+            "ratio_to_empty": spread(
                 [
                     r["changes_per_s"] / b["changes_per_s"]
                     for r, b in zip(size_runs, base, strict=True)
@@ -262,15 +259,15 @@ def bench_purge(
     return {
         mode: {
             "batch": modes[mode],
-            "purge_seconds": _spread([r["purge_seconds"] for r in mode_runs]),
-            "purged": _spread([r["purged"] for r in mode_runs]),
-            "purged_per_s": _spread([r["purged_per_s"] for r in mode_runs]),
-            "p99_quiet_ms": _spread([r["quiet"]["p99_ms"] for r in mode_runs]),
-            "p99_during_ms": _spread([r["during"]["p99_ms"] for r in mode_runs]),
-            "rps_quiet": _spread([r["quiet"]["rps"] for r in mode_runs]),
-            "rps_during": _spread([r["during"]["rps"] for r in mode_runs]),
-            "timeouts_during": _spread([r["during"]["socket_errors"] for r in mode_runs]),
-            "p99_ratio": _spread([r["during"]["p99_ms"] / r["quiet"]["p99_ms"] for r in mode_runs]),
+            "purge_seconds": spread([r["purge_seconds"] for r in mode_runs]),
+            "purged": spread([r["purged"] for r in mode_runs]),
+            "purged_per_s": spread([r["purged_per_s"] for r in mode_runs]),
+            "p99_quiet_ms": spread([r["quiet"]["p99_ms"] for r in mode_runs]),
+            "p99_during_ms": spread([r["during"]["p99_ms"] for r in mode_runs]),
+            "rps_quiet": spread([r["quiet"]["rps"] for r in mode_runs]),
+            "rps_during": spread([r["during"]["rps"] for r in mode_runs]),
+            "timeouts_during": spread([r["during"]["socket_errors"] for r in mode_runs]),
+            "p99_ratio": spread([r["during"]["p99_ms"] / r["quiet"]["p99_ms"] for r in mode_runs]),
             "runs": mode_runs,
         }
         for mode, mode_runs in runs.items()
@@ -280,13 +277,9 @@ def bench_purge(
 # --- report ----------------------------------------------------------------------------------
 
 
-def _fmt(spread: dict[str, float], digits: int = 0) -> str:
-    return Spread(spread["median"], spread["min"], spread["max"]).fmt(digits)
-
-
 def _timeouts(mode: dict[str, Any]) -> dict[str, float]:
     # Requests wrk gave up on (10 s): they have no latency, so p99 alone hides a stall.
-    return _spread([r["during"]["socket_errors"] for r in mode["runs"]])
+    return spread([r["during"]["socket_errors"] for r in mode["runs"]])
 
 
 def render(report: dict[str, Any]) -> str:

@@ -58,13 +58,11 @@ class HistorySpec:
 
 
 def schema_revision() -> str:
-    """The newest migration's revision id: part of a template's name."""
-    from alembic.script import ScriptDirectory
-
+    """The newest migration's revision id: part of a template's name (the store's own constant,
+    which tests/unit/test_migrations.py holds to Alembic's head)."""
     from store_service.storage import db
 
-    head = ScriptDirectory.from_config(db.alembic_config("sqlite://")).get_current_head()
-    return str(head)
+    return db.SCHEMA_REVISION
 
 
 def _insert_rows(

@@ -20,7 +20,6 @@ update <= 2 s, first batch at central <= 5 s. JSON in reports/bench/.
 """
 
 import argparse
-import statistics
 import tempfile
 import time
 import uuid
@@ -30,12 +29,12 @@ from typing import Any
 
 import httpx
 
-from harness.broker import delete_queue
+from harness.broker import delete_queue_quietly
 from harness.central import CentralSim, SimAdmin, start_central
 from harness.commands import celery_argv, store_api_argv
 from harness.processes import Process, free_port
 from loadtests import history
-from loadtests.reports import report_header, write_report
+from loadtests.reports import report_header, spread, write_report
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_UPDATE_S = 2.0
@@ -152,10 +151,7 @@ def one_recovery(
     finally:
         for process in reversed(started):
             process.stop()
-        try:
-            delete_queue(broker_url, queue)
-        except Exception as exc:
-            print(f"  (f) could not delete queue {queue}: {exc!r}")
+        delete_queue_quietly(broker_url, queue)
     return {
         "copy_seconds": copy_s,
         "in_flight_at_kill": in_flight,
@@ -211,10 +207,6 @@ def step_costs(template: Path, workdir: Path) -> dict[str, Any]:
     return {"migrate_nothing_to_do_s": migrate_s, "steps_s": steps}
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def render(report: dict[str, Any]) -> str:
     update, central = report["first_update_s"], report["first_batch_at_central_s"]
     migrate_ms = report["steps"]["migrate_nothing_to_do_s"] * 1000
@@ -241,7 +233,7 @@ def render(report: dict[str, Any]) -> str:
         f"at the kill: {[r['in_flight_at_kill'] for r in report['runs']]} changes in flight, "
         f"lease held: {[bool(r['lease_held_at_kill']) for r in report['runs']]}",
         f"template: built in {report['template_build_s'] or 0:.0f} s (0: cached), "
-        f"copied in {_spread([r['copy_seconds'] for r in report['runs']])['median']:.1f} s",
+        f"copied in {spread([r['copy_seconds'] for r in report['runs']])['median']:.1f} s",
         "",
         "| start-up step, on a copy (warm) | ms |",
         "|---|---|",
@@ -310,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             central.stop()
     for key in ("first_update_s", "first_batch_at_central_s"):
-        report[key] = _spread([run[key] for run in report["runs"]])
+        report[key] = spread([run[key] for run in report["runs"]])
     report["targets"] = {
         "first_update_s": TARGET_UPDATE_S,
         "first_batch_at_central_s": TARGET_CENTRAL_S,

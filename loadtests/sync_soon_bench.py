@@ -24,7 +24,7 @@ import httpx
 from kombu.connection import Connection
 
 from chaos.runner import DEFAULT_BROKER_URL
-from harness.broker import delete_queue
+from harness.broker import delete_queue_quietly
 from harness.central import SimAdmin
 from harness.commands import celery_argv, uvicorn_argv
 from harness.processes import Process, free_port, http_ok, wait_until
@@ -108,10 +108,7 @@ def bench_sync_soon(
     finally:
         for process in reversed(processes):
             process.stop()
-        try:
-            delete_queue(broker_url, queue)
-        except Exception as exc:
-            print(f"  (d) could not delete queue {queue}: {exc!r}")
+        delete_queue_quietly(broker_url, queue)
     latencies = sorted(reached[op] - answered[op] for op in answered if op in reached)
     return {
         "rate_per_s": rate,
