@@ -44,6 +44,8 @@ Stream: TypeAlias = Literal["upstream", "downstream"]
 Attributes: TypeAlias = Mapping[str, int | float]
 
 DEFAULT_URL = "http://127.0.0.1:8474"
+REMOVE_TIMEOUT = 30.0  # seconds one DELETE of a toxic may take (see remove_toxic)
+REMOVE_ATTEMPTS = 3
 
 
 class ToxiproxyError(Exception):
@@ -145,8 +147,8 @@ class ToxiproxyClient:
         return text
 
     def reset(self) -> None:
-        """Enable every proxy and remove every toxic."""
-        self._request("POST", "/reset")
+        """Enable every proxy and remove every toxic (as patient as `remove_toxic`)."""
+        self._request("POST", "/reset", timeout=REMOVE_TIMEOUT)
 
     # --- proxies ------------------------------------------------------------------------
 
@@ -241,18 +243,49 @@ class ToxiproxyClient:
         data = self._request("POST", f"/proxies/{proxy}/toxics/{name}", json=body).json()
         return Toxic.from_json(data)
 
-    def remove_toxic(self, proxy: str, name: str, *, missing_ok: bool = False) -> None:
-        try:
-            self._request("DELETE", f"/proxies/{proxy}/toxics/{name}")
-        except ToxiproxyError as exc:
-            if not (missing_ok and exc.status_code == 404):
+    def remove_toxic(
+        self,
+        proxy: str,
+        name: str,
+        *,
+        missing_ok: bool = False,
+        timeout: float = REMOVE_TIMEOUT,
+        attempts: int = REMOVE_ATTEMPTS,
+    ) -> None:
+        """Remove a toxic, waiting for the server to flush what the toxic still holds.
+
+        Why the long wait and the retry: the server answers a DELETE only after every open
+        connection has passed on the data the toxic buffered, each chunk given up to 5 s
+        (Toxiproxy issues #412 and #558), so a latency toxic over a busy or dead connection
+        can take longer than an ordinary call. A DELETE that timed out on our side goes on
+        on the server; the retry queues behind it and finds the toxic gone (404), which then
+        means removed, not missing.
+        """
+        path = f"/proxies/{proxy}/toxics/{name}"
+        timed_out = False
+        for attempt in range(1, attempts + 1):
+            try:
+                self._request("DELETE", path, timeout=timeout)
+                return
+            except ToxiproxyUnavailable as exc:
+                if not isinstance(exc.__cause__, httpx.TimeoutException) or attempt == attempts:
+                    raise
+                timed_out = True
+            except ToxiproxyError as exc:
+                if exc.status_code == 404 and (missing_ok or timed_out):
+                    return
                 raise
 
     # --- transport ----------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, *, json: Any = None) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, *, json: Any = None, timeout: float | None = None
+    ) -> httpx.Response:
         try:
-            response = self._http.request(method, path, json=json)
+            if timeout is None:
+                response = self._http.request(method, path, json=json)
+            else:
+                response = self._http.request(method, path, json=json, timeout=timeout)
         except httpx.TransportError as exc:
             raise ToxiproxyUnavailable(
                 0, f"not reachable at {self.base_url}: {exc!r}", method=method, path=path

@@ -207,6 +207,43 @@ def test_an_unreachable_server_raises_unavailable() -> None:
         Recorder(refuse).client().version()
 
 
+def test_a_removal_that_times_out_is_retried_and_a_404_then_means_removed() -> None:
+    # The server goes on with a DELETE the client gave up on (it flushes the toxic's
+    # buffered data first), so the retry finds the toxic gone.
+    answers: list[object] = ["timeout", api_error(404, "toxic not found")]
+
+    def slow_then_gone(request: httpx.Request) -> httpx.Response:
+        answer = answers.pop(0)
+        if answer == "timeout":
+            raise httpx.ReadTimeout("timed out", request=request)
+        assert isinstance(answer, httpx.Response)
+        return answer
+
+    rec = Recorder(slow_then_gone)
+    rec.client().remove_toxic("central", "slow")  # not missing_ok: the 404 follows a timeout
+    assert [method for method, _, _ in rec.calls] == ["DELETE", "DELETE"]
+
+
+def test_a_removal_that_keeps_timing_out_raises_after_its_attempts() -> None:
+    def always_slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    rec = Recorder(always_slow)
+    with pytest.raises(ToxiproxyUnavailable, match="timed out"):
+        rec.client().remove_toxic("central", "slow", missing_ok=True, attempts=3)
+    assert len(rec.calls) == 3
+
+
+def test_a_refused_connection_is_not_retried_as_a_slow_removal() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    rec = Recorder(refuse)
+    with pytest.raises(ToxiproxyUnavailable, match="not reachable"):
+        rec.client().remove_toxic("central", "slow", missing_ok=True)
+    assert len(rec.calls) == 1
+
+
 def test_fault_removes_the_toxic_when_the_block_raises() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "DELETE":
