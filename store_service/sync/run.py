@@ -66,9 +66,9 @@ log = structlog.get_logger(__name__)
 
 # Refusals that are business rules, not bad data: parked for a person, never dropped.
 PARKED_REASONS = frozenset({Resolution.INSUFFICIENT_STOCK.value})
-# A batch's outcomes are recorded in transactions of at most this many changes, so the API's
-# commits wait for a few milliseconds of the worker's writing, not for a whole batch's.
-RECORD_CHUNK = 200
+# A batch is claimed, and its outcomes recorded, in transactions of at most this many changes,
+# so the API's commits wait for a few milliseconds of the worker's writing, not a whole batch's.
+CHUNK_ROWS = 200
 # Between two of its transactions the worker sleeps this long: an API writer that was waiting
 # goes first anyway (it says so, db.WriteTurn), and this covers one that arrives just as the
 # worker lets go (docs/performance.md, (e)).
@@ -197,24 +197,15 @@ class _Run:
         return self.report
 
     def _loop(self) -> None:
-        settings, conn = self.settings, self.conn
-        deadline = self.report.started_at + settings.sync_time_budget_seconds
+        deadline = self.report.started_at + self.settings.sync_time_budget_seconds
         while True:
             if self.now() >= deadline:
                 self.report.stopped_reason = RunResult.TIME_BUDGET
                 return
-            with transaction(conn):
-                now = self.now()
-                if not self._renew(now):
-                    return
-                batch, parked = outbox.claim_due(
-                    conn,
-                    now=now,
-                    limit=settings.sync_batch_size,
-                    window=settings.central_idempotency_window_seconds,
-                )
-                self.report.parked_expired += parked
-                items = versions_for(conn, batch)
+            claimed = self._claim()
+            if claimed is None:
+                return
+            batch, items = claimed
             if not batch:
                 self.report.stopped_reason = RunResult.DRAINED
                 return
@@ -228,6 +219,33 @@ class _Run:
                 raise
             if not self._record(batch, items, outcome):
                 return
+
+    def _claim(self) -> tuple[list[ClaimedChange], list[SyncItem]] | None:
+        """The next batch and what to send for it, claimed in transactions of at most
+        CHUNK_ROWS changes; None when the lease was lost (whoever took it over recovered
+        what this run had claimed, in the transaction that took it)."""
+        settings, conn = self.settings, self.conn
+        batch: list[ClaimedChange] = []
+        while True:
+            if batch:
+                yield_write_turn()
+            wanted = min(CHUNK_ROWS, settings.sync_batch_size - len(batch))
+            with transaction(conn):
+                now = self.now()
+                if not self._renew(now):
+                    return None
+                chunk, parked = outbox.claim_due(
+                    conn,
+                    now=now,
+                    limit=wanted,
+                    window=settings.central_idempotency_window_seconds,
+                )
+                self.report.parked_expired += parked
+                batch.extend(chunk)
+                if len(chunk) < wanted or len(batch) == settings.sync_batch_size:
+                    # A change that came due between two chunks may be older than the first.
+                    batch.sort(key=lambda change: change.id)
+                    return batch, versions_for(conn, batch)
 
     def _renew(self, now: float) -> bool:
         if lease.renew(
@@ -271,10 +289,10 @@ class _Run:
         assert isinstance(outcome, BulkResults)
         results = outcome.results
         chain_broken: set[str] = set()  # for the whole batch: versions were guessed in order
-        for start in range(0, len(batch), RECORD_CHUNK):
+        for start in range(0, len(batch), CHUNK_ROWS):
             if start:
                 yield_write_turn()
-            end = start + RECORD_CHUNK
+            end = start + CHUNK_ROWS
             with transaction(self.conn):
                 now = self.now()
                 if not self._renew(now):

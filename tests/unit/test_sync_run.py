@@ -273,10 +273,10 @@ def test_a_run_records_its_report_and_releases_the_lease(
 
 def _conflicting_drain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> dict:
     """Five changes of one SKU, the store two central versions behind, in batches of 5,
-    recorded in transactions of `chunk` changes; what came of it."""
+    claimed and recorded in transactions of `chunk` changes; what came of it."""
     from store_service.sync import run as run_module
 
-    monkeypatch.setattr(run_module, "RECORD_CHUNK", chunk)
+    monkeypatch.setattr(run_module, "CHUNK_ROWS", chunk)
     opened = 0
 
     def counting(c: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
@@ -307,17 +307,18 @@ def _conflicting_drain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: i
     }
 
 
-def test_a_batch_is_recorded_in_bounded_transactions_with_the_same_outcomes(
+def test_a_batch_is_claimed_and_recorded_in_bounded_transactions_with_the_same_outcomes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Recording a batch in transactions of RECORD_CHUNK changes (so the API's commits never
-    wait for a whole batch) gives what one transaction gives, conflicts included: those caused
-    by an earlier item of the batch still do not count against the rebase budget."""
+    """Claiming and recording a batch in transactions of CHUNK_ROWS changes (so the API's
+    commits never wait for a whole batch) gives what one transaction gives, conflicts
+    included: those caused by an earlier item of the batch still do not count against the
+    rebase budget."""
     whole = _conflicting_drain(tmp_path, monkeypatch, 1000)
     chunked = _conflicting_drain(tmp_path, monkeypatch, 2)
     assert whole["outcomes"][ItemOutcome.REBASED] > 0  # the scenario does cross chunks
     assert {k: v for k, v in chunked.items() if k != "transactions"} == {
         k: v for k, v in whole.items() if k != "transactions"
     }
-    # The first batch of 5 alone takes 3 record transactions instead of 1.
-    assert chunked["transactions"] >= whole["transactions"] + 2
+    # The first batch of 5 alone takes 3 claim and 3 record transactions instead of 1 and 1.
+    assert chunked["transactions"] >= whole["transactions"] + 4
