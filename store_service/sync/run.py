@@ -33,6 +33,7 @@ Decisions written down here:
 - A run that ends drained or out of time budget is a successful run (`last_success_at`).
 """
 
+import contextlib
 import random
 import sqlite3
 import time
@@ -226,26 +227,49 @@ class _Run:
         what this run had claimed, in the transaction that took it)."""
         settings, conn = self.settings, self.conn
         batch: list[ClaimedChange] = []
-        while True:
+        try:
+            while True:
+                if batch:
+                    yield_write_turn()
+                wanted = min(CHUNK_ROWS, settings.sync_batch_size - len(batch))
+                with transaction(conn):
+                    now = self.now()
+                    if not self._renew(now):
+                        return None
+                    chunk, parked = outbox.claim_due(
+                        conn,
+                        now=now,
+                        limit=wanted,
+                        window=settings.central_idempotency_window_seconds,
+                    )
+                    self.report.parked_expired += parked
+                    batch.extend(chunk)
+                    if len(chunk) < wanted or len(batch) == settings.sync_batch_size:
+                        # A change that came due between two chunks can have a smaller id
+                        # than one claimed before it: sent oldest first, as one claim would.
+                        batch.sort(key=lambda change: change.id)
+                        return batch, versions_for(conn, batch)
+        except Exception as exc:
             if batch:
-                yield_write_turn()
-            wanted = min(CHUNK_ROWS, settings.sync_batch_size - len(batch))
-            with transaction(conn):
-                now = self.now()
-                if not self._renew(now):
-                    return None
-                chunk, parked = outbox.claim_due(
-                    conn,
+                self._unclaim(batch, exc)
+            raise
+
+    def _unclaim(self, batch: Sequence[ClaimedChange], exc: Exception) -> None:
+        """Put back what a failed claim had claimed (nothing was sent: no attempt counts), so
+        nothing waits in flight for the next run. Only while this run holds the lease: once
+        another run took it, that run has put them back and may have claimed them again."""
+        with contextlib.suppress(sqlite3.Error), transaction(self.conn):
+            now = self.now()
+            if lease.renew(
+                self.conn, holder=self.holder, now=now, ttl=self.settings.sync_lease_seconds
+            ):
+                outbox.put_back(
+                    self.conn,
+                    [(change.id, now) for change in batch],
+                    error=f"claim failed: {exc!r}",
+                    count_attempt=False,
                     now=now,
-                    limit=wanted,
-                    window=settings.central_idempotency_window_seconds,
                 )
-                self.report.parked_expired += parked
-                batch.extend(chunk)
-                if len(chunk) < wanted or len(batch) == settings.sync_batch_size:
-                    # A change that came due between two chunks may be older than the first.
-                    batch.sort(key=lambda change: change.id)
-                    return batch, versions_for(conn, batch)
 
     def _renew(self, now: float) -> bool:
         if lease.renew(

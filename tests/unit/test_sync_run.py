@@ -1,6 +1,8 @@
 """One sync run against an in-memory central: outcomes, strategies, failures, recovery."""
 
 import sqlite3
+import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -322,3 +324,82 @@ def test_a_batch_is_claimed_and_recorded_in_bounded_transactions_with_the_same_o
     }
     # The first batch of 5 alone takes 3 claim and 3 record transactions instead of 1 and 1.
     assert chunked["transactions"] >= whole["transactions"] + 4
+
+
+def _claim_in_chunks_of_two(monkeypatch: pytest.MonkeyPatch, between: Callable[[], None]) -> None:
+    """Claims of 2 changes per transaction; `between()` runs where the run yields between two."""
+    from store_service.sync import run as run_module
+
+    monkeypatch.setattr(run_module, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(run_module, "yield_write_turn", between)
+
+
+def test_a_change_due_between_two_claim_chunks_is_sent_in_id_order(
+    conn: sqlite3.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path / "store.db", sync_batch_size=5)
+    central = FakeCentral()
+    central.seed("A", 100, version=3)
+    learn_central(conn, "A", 100, 3)
+    for i in range(5):
+        local_update(conn, "A", 1, f"op-{i}")
+    clock = Clock()
+    # op-0 (the oldest) is not due when the first chunk is claimed, and is by the second.
+    conn.execute(
+        "UPDATE changes SET next_attempt_at = ? WHERE operation_id = 'op-0'", (clock.now + 1,)
+    )
+    _claim_in_chunks_of_two(monkeypatch, lambda: clock.advance(2))
+    report = run_sync(settings, client=central, now=clock)
+    assert [item.operation_id for item in central.calls[0]] == [f"op-{i}" for i in range(5)]
+    assert [item.version for item in central.calls[0]] == [3, 4, 5, 6, 7]
+    assert report.outcomes == {ItemOutcome.APPLIED: 5}
+    assert_local_view_consistent(conn)
+
+
+def test_a_lease_lost_between_claim_chunks_sends_nothing_and_records_nothing(
+    conn: sqlite3.Connection, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    central = FakeCentral()
+    for i in range(5):
+        local_update(conn, "A", 1, f"op-{i}")
+
+    def taken_over() -> None:
+        # The run's lease expires; another run takes it and puts back what was claimed.
+        with transaction(conn):
+            now = time.time()
+            conn.execute("UPDATE leases SET expires_at = ?", (now - 1,))
+            assert lease.acquire(conn, holder="other", now=now, ttl=300)
+            outbox.recover_in_flight(conn, now=now)
+
+    _claim_in_chunks_of_two(monkeypatch, taken_over)
+    report = run_sync(settings, client=central)
+    assert report.stopped_reason == "lease_lost"
+    assert central.calls == []
+    assert {status_of(conn, f"op-{i}") for i in range(5)} == {"pending"}
+
+
+def test_a_claim_that_fails_midway_puts_back_what_it_had_claimed(
+    conn: sqlite3.Connection, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    central = FakeCentral()
+    for i in range(5):
+        local_update(conn, "A", 1, f"op-{i}")
+    claims = 0
+    real_claim_due = outbox.claim_due
+
+    def failing_second(*args: object, **kwargs: object) -> object:
+        nonlocal claims
+        claims += 1
+        if claims == 2:
+            raise sqlite3.OperationalError("database is locked")
+        return real_claim_due(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outbox, "claim_due", failing_second)
+    _claim_in_chunks_of_two(monkeypatch, lambda: None)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        run_sync(settings, client=central)
+    assert central.calls == []
+    rows = [change_row(conn, f"op-{i}") for i in range(5)]
+    assert [(r["status"], r["attempts"]) for r in rows] == [("pending", 0)] * 5
+    assert "claim failed" in rows[0]["last_error"]
+    assert lease.holder(conn, now=time.time()) is None
