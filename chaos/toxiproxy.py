@@ -147,7 +147,8 @@ class ToxiproxyClient:
         return text
 
     def reset(self) -> None:
-        """Enable every proxy and remove every toxic (as patient as `remove_toxic`)."""
+        """Enable every proxy and remove every toxic; one attempt, with `remove_toxic`'s long
+        timeout, since the server flushes each toxic's buffered data as it removes it."""
         self._request("POST", "/reset", timeout=REMOVE_TIMEOUT)
 
     # --- proxies ------------------------------------------------------------------------
@@ -268,7 +269,10 @@ class ToxiproxyClient:
                 self._request("DELETE", path, timeout=timeout)
                 return
             except ToxiproxyUnavailable as exc:
-                if not isinstance(exc.__cause__, httpx.TimeoutException) or attempt == attempts:
+                # Only a request the server may have received goes on there: not a connect
+                # or pool timeout.
+                sent = isinstance(exc.__cause__, httpx.ReadTimeout | httpx.WriteTimeout)
+                if not sent or attempt == attempts:
                     raise
                 timed_out = True
             except ToxiproxyError as exc:
@@ -282,10 +286,12 @@ class ToxiproxyClient:
         self, method: str, path: str, *, json: Any = None, timeout: float | None = None
     ) -> httpx.Response:
         try:
-            if timeout is None:
-                response = self._http.request(method, path, json=json)
-            else:
-                response = self._http.request(method, path, json=json, timeout=timeout)
+            response = self._http.request(
+                method,
+                path,
+                json=json,
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            )
         except httpx.TransportError as exc:
             raise ToxiproxyUnavailable(
                 0, f"not reachable at {self.base_url}: {exc!r}", method=method, path=path

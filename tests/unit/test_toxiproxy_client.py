@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from chaos.toxiproxy import (
+    REMOVE_TIMEOUT,
     Toxic,
     ToxiproxyClient,
     ToxiproxyError,
@@ -213,6 +214,7 @@ def test_a_removal_that_times_out_is_retried_and_a_404_then_means_removed() -> N
     answers: list[object] = ["timeout", api_error(404, "toxic not found")]
 
     def slow_then_gone(request: httpx.Request) -> httpx.Response:
+        assert request.extensions["timeout"]["read"] == REMOVE_TIMEOUT  # not the client's 5 s
         answer = answers.pop(0)
         if answer == "timeout":
             raise httpx.ReadTimeout("timed out", request=request)
@@ -234,11 +236,14 @@ def test_a_removal_that_keeps_timing_out_raises_after_its_attempts() -> None:
     assert len(rec.calls) == 3
 
 
-def test_a_refused_connection_is_not_retried_as_a_slow_removal() -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
+@pytest.mark.parametrize(
+    "error", [httpx.ConnectError("connection refused"), httpx.ConnectTimeout("timed out")]
+)
+def test_a_request_that_never_reached_the_server_is_not_retried(error: Exception) -> None:
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise error
 
-    rec = Recorder(refuse)
+    rec = Recorder(fail)
     with pytest.raises(ToxiproxyUnavailable, match="not reachable"):
         rec.client().remove_toxic("central", "slow", missing_ok=True)
     assert len(rec.calls) == 1
