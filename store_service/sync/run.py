@@ -260,21 +260,17 @@ class _Run:
         another run took it, that run has put them back and may have claimed them again."""
         with contextlib.suppress(sqlite3.Error), transaction(self.conn):
             now = self.now()
-            if lease.renew(
-                self.conn, holder=self.holder, now=now, ttl=self.settings.sync_lease_seconds
-            ):
-                outbox.put_back(
-                    self.conn,
-                    [(change.id, now) for change in batch],
-                    error=f"claim failed: {exc!r}",
-                    count_attempt=False,
-                    now=now,
-                )
+            if self._holds_lease(now):
+                self._put_back_due_now(batch, f"claim failed: {exc!r}", now)
+
+    def _holds_lease(self, now: float) -> bool:
+        """Renew the lease; False when another run has taken it."""
+        return lease.renew(
+            self.conn, holder=self.holder, now=now, ttl=self.settings.sync_lease_seconds
+        )
 
     def _renew(self, now: float) -> bool:
-        if lease.renew(
-            self.conn, holder=self.holder, now=now, ttl=self.settings.sync_lease_seconds
-        ):
+        if self._holds_lease(now):
             return True
         log.warning("sync_lease_lost", holder=self.holder)
         self.report.stopped_reason = RunResult.LEASE_LOST
@@ -295,13 +291,7 @@ class _Run:
             self.report.outcomes[ItemOutcome.AUTH_FAILED] += len(batch)
             with transaction(self.conn):
                 now = self.now()
-                outbox.put_back(
-                    self.conn,
-                    [(change.id, now) for change in batch],
-                    error=f"auth failure: {outcome.detail}",
-                    count_attempt=False,
-                    now=now,
-                )
+                self._put_back_due_now(batch, f"auth failure: {outcome.detail}", now)
                 state.put(
                     self.conn,
                     state.Fact.AUTH_FAILED,
@@ -418,6 +408,16 @@ class _Run:
             conn, change.id, central_version=result.version, counted=counted, now=now
         )
         return ItemOutcome.REBASED
+
+    def _put_back_due_now(self, batch: Sequence[ClaimedChange], error: str, now: float) -> None:
+        """Back to pending, due at once, no attempt counted: central refused none of them."""
+        outbox.put_back(
+            self.conn,
+            [(change.id, now) for change in batch],
+            error=error,
+            count_attempt=False,
+            now=now,
+        )
 
     def _put_back(
         self, batch: Sequence[ClaimedChange], failure: TransientFailure, *, count: bool
