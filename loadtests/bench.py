@@ -30,7 +30,6 @@ figure (wrk's own CPU share is measured from its rusage).
 
 import argparse
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -47,12 +46,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.processes import Process, free_port, http_ok, wait_until
+from loadtests import wrk
 from loadtests.reports import Spread, report_header, spread, write_report
 from loadtests.reports import fmt_spread as _fmt
 from store_service.api.serve import EVENT_LOOP
 
 REPO = Path(__file__).resolve().parent.parent
-LUA = Path(__file__).resolve().parent / "update.lua"
 
 
 @dataclass(frozen=True)
@@ -149,12 +148,6 @@ def export_ref(ref: str, dest: Path) -> Path:
     return dest
 
 
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of a process, in clock ticks (from /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
 # --- wrk -------------------------------------------------------------------------------------
 
 
@@ -180,69 +173,42 @@ class WrkRun:
 def run_wrk(
     server: Server, kind: str, *, duration: float, connections: int, threads: int, skus: int
 ) -> WrkRun:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    prefix, operation_ids = KINDS[kind].prefix, KINDS[kind].operation_ids
-    tag = f"{kind}-{secrets.token_hex(4)}"
-    argv = [
-        "wrk",
-        "-t",
-        str(threads),
-        "-c",
-        str(connections),
-        "-d",
-        f"{duration:g}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(LUA),
+    argv = wrk.argv(
         server.url,
-        "--",
-        prefix,
-        str(skus),
-        tag,
-        operation_ids,
-    ]
-    hz = os.sysconf("SC_CLK_TCK")
+        threads=threads,
+        connections=connections,
+        seconds=duration,
+        skus=skus,
+        tag=f"{kind}-{secrets.token_hex(4)}",
+        prefix=KINDS[kind].prefix,
+        operation_ids=KINDS[kind].operation_ids,
+    )
     cores = os.cpu_count() or 1
-    server_before = cpu_ticks(server.process.pid or 0)
+    server_before = wrk.cpu_seconds(server.process.pid or 0)
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    wrk_before = 0  # wrk's ticks at exec time are ~0; we sample /proc until it exits
-    wrk_last = wrk_before
+    wrk_cpu = 0.0  # wrk's CPU time at exec is ~0; we sample /proc until it exits
     assert proc.stdout is not None
-    output = b""
     while proc.poll() is None:
         with contextlib.suppress(FileNotFoundError, ProcessLookupError, IndexError):
-            wrk_last = cpu_ticks(proc.pid)
+            wrk_cpu = wrk.cpu_seconds(proc.pid)
         time.sleep(0.2)
     output = proc.stdout.read()
     wall = time.monotonic() - started
-    server_after = cpu_ticks(server.process.pid or 0)
-    text = output.decode(errors="replace")
-    line = next((x for x in text.splitlines() if x.startswith("WRKJSON ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no summary:\n{text}")
-    data = json.loads(line.removeprefix("WRKJSON "))
-    seconds = data["duration_us"] / 1e6
+    server_cpu = wrk.cpu_seconds(server.process.pid or 0) - server_before
+    result = wrk.summary(output.decode(errors="replace"))
     return WrkRun(
         kind=kind,
         server=server.label,
-        requests=data["requests"],
-        seconds=seconds,
-        non_2xx=data["non_2xx"],
-        socket_errors=data["connect_errors"]
-        + data["read_errors"]
-        + data["write_errors"]
-        + data["timeouts"],
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        wrk_cpu_share=(wrk_last - wrk_before) / hz / wall / cores,
-        server_cpu_share=(server_after - server_before) / hz / wall / cores,
-        server_cpu_us_per_request=(server_after - server_before)
-        / hz
-        * 1e6
-        / max(1, data["requests"]),
+        requests=result.requests,
+        seconds=result.seconds,
+        non_2xx=result.non_2xx,
+        socket_errors=result.socket_errors,
+        p50_ms=result.p50_ms,
+        p99_ms=result.p99_ms,
+        wrk_cpu_share=wrk_cpu / wall / cores,
+        server_cpu_share=server_cpu / wall / cores,
+        server_cpu_us_per_request=server_cpu * 1e6 / max(1, result.requests),
     )
 
 

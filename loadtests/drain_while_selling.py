@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import secrets
 import shutil
 import signal
@@ -40,6 +39,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,11 +51,11 @@ from harness.central import CentralSim, start_central
 from harness.commands import STORE_APP, celery_argv, uvicorn_argv
 from harness.processes import Process, free_port, http_ok, wait_until
 from harness.store import store_env, wait_worker_ready
+from loadtests import wrk
 from loadtests.reports import fmt_spread as _fmt
 from loadtests.reports import spread
 
 REPO = Path(__file__).resolve().parent.parent
-LUA = Path(__file__).resolve().parent / "update.lua"
 SKUS = 1000
 MAX_PHASE_SECONDS = 300.0  # a drain that takes longer is reported as unfinished
 SCENARIOS = ("paced_alone", "saturating_alone", "drain_alone", "drain_paced", "drain_saturating")
@@ -162,15 +162,11 @@ def copy_database(source: Path, dest_dir: Path) -> Path:
 # --- measuring ---------------------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """utime + stime of a process (from /proc/<pid>/stat), in seconds."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu(process: Process) -> float:
+    """The process's CPU seconds so far; 0 once it is gone (the scenario is reported anyway)."""
+    with contextlib.suppress(FileNotFoundError):
+        return wrk.cpu_seconds(process.pid or 0)
+    return 0.0
 
 
 def lock_waits(metrics_text: str) -> dict[str, float]:
@@ -265,27 +261,9 @@ def start_paced(url: str, *, rate: float, max_seconds: float, tag: str) -> subpr
 
 
 def start_wrk(url: str, *, connections: int, max_seconds: float, tag: str) -> subprocess.Popen[str]:
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    argv = [
-        "wrk",
-        "-t",
-        "2",
-        "-c",
-        str(connections),
-        "-d",
-        f"{max_seconds:g}s",
-        "--timeout",
-        "10s",
-        "-s",
-        str(LUA),
-        url,
-        "--",
-        "/v1/local/inventory",
-        str(SKUS),
-        tag,
-        "sequential",
-    ]
+    argv = wrk.argv(
+        url, threads=2, connections=connections, seconds=max_seconds, skus=SKUS, tag=tag
+    )
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -299,21 +277,15 @@ def finish_load(proc: subprocess.Popen[str], kind: str) -> dict[str, Any]:
         proc.kill()
         out, err = proc.communicate()
     if kind == "wrk":
-        line = next((x for x in out.splitlines() if x.startswith("WRKJSON ")), None)
-        if line is None:
-            raise RuntimeError(f"wrk printed no summary:\n{out[-2000:]}")
-        data = json.loads(line.removeprefix("WRKJSON "))
-        seconds = data["duration_us"] / 1e6
-        errors = data["non_2xx"] + data["connect_errors"] + data["read_errors"]
-        errors += data["write_errors"] + data["timeouts"]
+        result = wrk.summary(out)
         return {
-            "updates": data["requests"],
-            "seconds": seconds,
-            "updates_per_s": data["requests"] / seconds if seconds else 0.0,
-            "p50_ms": data["p50_us"] / 1000,
-            "p99_ms": data["p99_us"] / 1000,
-            "max_ms": data["max_us"] / 1000,
-            "errors": errors,
+            "updates": result.requests,
+            "seconds": result.seconds,
+            "updates_per_s": result.per_second,
+            "p50_ms": result.p50_ms,
+            "p99_ms": result.p99_ms,
+            "max_ms": result.max_ms,
+            "errors": result.errors,
         }
     lines = out.strip().splitlines()
     if not lines:
@@ -332,7 +304,7 @@ def run_scenario(
     result: dict[str, Any] = {"scenario": name}
     try:
         tag = f"{name}-{secrets.token_hex(3)}"
-        api_cpu, worker_cpu = cpu_seconds(stack.api.pid), cpu_seconds(stack.worker.pid)
+        api_cpu, worker_cpu = _cpu(stack.api), _cpu(stack.worker)
         started = time.monotonic()
         load: subprocess.Popen[str] | None = None
         kind = "wrk" if "saturating" in name else "paced"
@@ -352,8 +324,8 @@ def run_scenario(
         if load is not None:
             result["updates"] = finish_load(load, kind)
         wall = time.monotonic() - started
-        result["api_cpu_share"] = (cpu_seconds(stack.api.pid) - api_cpu) / wall
-        result["worker_cpu_share"] = (cpu_seconds(stack.worker.pid) - worker_cpu) / wall
+        result["api_cpu_share"] = (_cpu(stack.api) - api_cpu) / wall
+        result["worker_cpu_share"] = (_cpu(stack.worker) - worker_cpu) / wall
         result["lock_waits"] = {
             "api": lock_waits(metrics_text(f"{stack.api_url}/metrics")),
             "worker": lock_waits(metrics_text(stack.worker_metrics_url)),
@@ -525,7 +497,7 @@ async def _paced(url: str, *, rate: float, max_seconds: float, tag: str) -> dict
     opened = 0
     latencies: list[float] = []
     status_errors = failures = 0
-    kinds: dict[str, int] = {}  # what the errors were: an HTTP status or an exception's name
+    kinds: Counter[str] = Counter()  # what the errors were: an HTTP status or an exception's name
     pending: set[asyncio.Task[None]] = set()
 
     async def one(n: int, due: float) -> None:
@@ -555,11 +527,11 @@ async def _paced(url: str, *, rate: float, max_seconds: float, tag: str) -> dict
                 if attempt == 1 and reused:
                     continue
                 failures += 1
-                kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
+                kinds[type(exc).__name__] += 1
                 return
             except (TimeoutError, ValueError) as exc:
                 failures += 1
-                kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
+                kinds[type(exc).__name__] += 1
                 writer.close()
                 return
             break
@@ -573,11 +545,11 @@ async def _paced(url: str, *, rate: float, max_seconds: float, tag: str) -> dict
             latencies.append(loop.time() - due)
             if status >= 300:
                 status_errors += 1
-                kinds[str(status)] = kinds.get(str(status), 0) + 1
+                kinds[str(status)] += 1
             idle.append((reader, writer))
         except (OSError, asyncio.IncompleteReadError, TimeoutError, ValueError) as exc:
             failures += 1
-            kinds[type(exc).__name__] = kinds.get(type(exc).__name__, 0) + 1
+            kinds[type(exc).__name__] += 1
             writer.close()
 
     started = loop.time()
@@ -612,7 +584,7 @@ async def _paced(url: str, *, rate: float, max_seconds: float, tag: str) -> dict
         "max_ms": pct(1.0),
         # Not 2xx, failed on the socket, or still unanswered 15 s after the last was sent.
         "errors": status_errors + failures + max(0, n - len(latencies) - failures),
-        "error_kinds": kinds,
+        "error_kinds": dict(kinds),
         "connections_opened": opened,
     }
 
