@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from harness.broker import delete_queue_quietly
 from harness.central import CentralSim, start_central
@@ -174,17 +175,16 @@ def lock_waits(metrics_text: str) -> dict[str, float]:
     write-lock acquisitions in one /metrics text."""
     buckets: list[tuple[float, float]] = []
     count = total = 0.0
-    for line in metrics_text.splitlines():
-        if not line.startswith("store_sqlite_write_lock_wait_seconds"):
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != "store_sqlite_write_lock_wait_seconds":
             continue
-        name, value = line.rsplit(" ", 1)
-        if name.startswith("store_sqlite_write_lock_wait_seconds_bucket"):
-            le = name.split('le="', 1)[1].split('"', 1)[0]
-            buckets.append((math.inf if le == "+Inf" else float(le), float(value)))
-        elif name.startswith("store_sqlite_write_lock_wait_seconds_count"):
-            count = float(value)
-        elif name.startswith("store_sqlite_write_lock_wait_seconds_sum"):
-            total = float(value)
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                buckets.append((float(sample.labels["le"]), sample.value))  # "+Inf" is inf
+            elif sample.name.endswith("_count"):
+                count = sample.value
+            elif sample.name.endswith("_sum"):
+                total = sample.value
     result = {"count": count, "sum_s": total}
     for q in (0.5, 0.9, 0.99):
         result[f"p{round(q * 100)}_ms"] = _bucket_quantile(sorted(buckets), count, q) * 1000

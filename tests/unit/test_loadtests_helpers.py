@@ -1,4 +1,5 @@
-"""The load harness's pure helpers: Zipf sampling, shapes, thresholds (no Locust imported)."""
+"""The load harness's pure helpers: Zipf sampling, shapes, thresholds, lock-wait quantiles (no
+Locust imported)."""
 
 import itertools
 import random
@@ -126,3 +127,26 @@ def test_the_draining_shape_fails_when_the_sync_backlog_does_not_shrink() -> Non
     (broken,) = violations(stats([900, 1200, 1100, 1000]), limits)
     assert "did not shrink: 1000 left of a peak of 1200" in broken
     assert violations(stats([]), limits) == []  # not the draining shape: nothing to judge
+
+
+def test_lock_waits_reads_the_histogram_from_a_metrics_text() -> None:
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from loadtests.drain_while_selling import lock_waits
+
+    registry = CollectorRegistry()
+    waits = Histogram(
+        "store_sqlite_write_lock_wait_seconds",
+        "waits",
+        buckets=(0.001, 0.01, 0.1, 1),
+        registry=registry,
+    )
+    for seconds in (0.0005, 0.005, 0.005, 0.05, 5.0):
+        waits.observe(seconds)
+    result = lock_waits(generate_latest(registry).decode())
+    assert (result["count"], result["sum_s"]) == (5, pytest.approx(5.0605))
+    # p50: rank 2.5 of 5 is 1.5 of the 2 waits in the (1, 10] ms bucket: 1 + 9 x 0.75 ms.
+    assert result["p50_ms"] == pytest.approx(7.75)
+    # p99: past the last finite bucket, the histogram can only say "at least 1 s".
+    assert result["p99_ms"] == pytest.approx(1000.0)
+    assert lock_waits("")["count"] == 0
