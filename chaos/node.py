@@ -96,12 +96,11 @@ class StoreNode:
 
 
 def via(url: str, proxy: Proxy) -> str:
-    """The same URL with host:port replaced by the proxy's listen address."""
+    """The same URL with host:port replaced by the proxy's listen address (credentials kept as
+    written)."""
     parts = urlsplit(url)
-    netloc = f"127.0.0.1:{proxy.listen_port}"
-    if parts.username:
-        netloc = f"{parts.username}:{parts.password}@{netloc}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    credentials, at, _address = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{credentials}{at}127.0.0.1:{proxy.listen_port}"))
 
 
 def launch_node(

@@ -16,10 +16,11 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
+from chaos.node import via
 from chaos.toxiproxy import ToxiproxyClient, ToxiproxyError
 from harness.processes import port_open
 from tests.support.processes import REPO_ROOT, require
@@ -119,8 +120,7 @@ class BrokerProxy:
         proxy = client.create_proxy(
             name, "127.0.0.1:0", f"{parts.hostname or '127.0.0.1'}:{parts.port or 5672}"
         )
-        netloc = parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{proxy.listen_port}"
-        return cls(client, name, urlunsplit(parts._replace(netloc=netloc)))
+        return cls(client, name, via(broker, proxy))
 
     def restart(self) -> None:
         """A broker restart as its clients see it: every open connection cut, then the broker
